@@ -1,0 +1,132 @@
+// The output stage of integer ops: accumulator (+ bias) -> activation -> requantized integer.
+// This file is the executable form of docs/arithmetic.md, section "Requantization". Reference and
+// scalar kernels call requantize() element by element; SIMD kernels implement the same formula and are
+// tested bit-exactly against it.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "core/check.h"
+#include "core/dtype.h"
+#include "quant/fixedpoint.h"
+
+namespace npuemu {
+
+enum class Rounding : int {
+  kFixedPoint = 0,  // NPU default: Q31 multiplier + shift, gemmlowp rounding (see fixedpoint.h)
+  kFloat = 1,       // onnxruntime QLinearConv: float32 multiply, clamp, round half to even
+};
+
+enum class ActKind : int { kNone = 0, kRelu = 1, kClip = 2, kLeakyRelu = 3 };
+
+struct Activation {
+  ActKind kind = ActKind::kNone;
+  float lo = 0.f, hi = 0.f;  // kClip bounds (real values); kRelu uses lo = 0, hi = +inf
+  float alpha = 0.f;         // kLeakyRelu slope for negative inputs
+};
+
+// Per-output-channel requantization constants, derived once in prepare().
+struct RequantChannel {
+  QuantizedMultiplier pos;  // multiplier for acc >= 0 (for every acc unless leaky relu)
+  QuantizedMultiplier neg;  // multiplier for acc < 0 (== pos unless leaky relu)
+  float scale_pos = 0.f;    // rounding='float': float32 multiplier for acc >= 0
+  float scale_neg = 0.f;    // rounding='float': for acc < 0
+  int32_t lo = 0, hi = 0;   // clamp bounds relative to the zero point: y = zp + clamp(q, lo, hi)
+};
+
+struct OutputStage {
+  DType y_dtype = DType::kInt8;
+  Rounding rounding = Rounding::kFixedPoint;
+  int32_t zp = 0;
+  std::vector<RequantChannel> ch;  // one per output channel
+};
+
+// Round-half-away-from-zero quantization of an activation bound (TFLite's CalculateActivationRange).
+inline int64_t quantize_bound(double v, double scale) {
+  const double q = std::round(v / scale);
+  if (q > 1e12) return int64_t{1000000000000};
+  if (q < -1e12) return -int64_t{1000000000000};
+  return static_cast<int64_t>(q);
+}
+
+// Builds the output stage for accumulators of scale x_scale * w_scale[c] (c = 0..oc-1; w_scale has 1 or
+// oc entries) requantized to (y_scale, y_zp, y_dtype) with a fused activation.
+inline OutputStage make_output_stage(int64_t oc, float x_scale, const float* w_scale, int64_t n_w_scale,
+                                     float y_scale, int32_t y_zp, DType y_dtype, Rounding rounding,
+                                     const Activation& act) {
+  NPU_CHECK(std::isfinite(x_scale) && x_scale > 0, "x_scale must be a positive finite float, got ", x_scale);
+  NPU_CHECK(std::isfinite(y_scale) && y_scale > 0, "y_scale must be a positive finite float, got ", y_scale);
+  NPU_CHECK(n_w_scale == 1 || n_w_scale == oc, "w_scale must have 1 or ", oc, " (output channels) elements, got ",
+            n_w_scale);
+  NPU_CHECK(is_quantized_int(y_dtype), "output dtype must be uint8, int8, int4 or int16, got ", dtype_name(y_dtype));
+  const int32_t qmin = dtype_min(y_dtype), qmax = dtype_max(y_dtype);
+  NPU_CHECK(y_zp >= qmin && y_zp <= qmax, "y_zero_point ", y_zp, " is outside the ", dtype_name(y_dtype),
+            " range [", qmin, ", ", qmax, "]");
+  int64_t lo = int64_t{qmin} - y_zp, hi = int64_t{qmax} - y_zp;
+  if (act.kind == ActKind::kRelu) {
+    lo = lo > 0 ? lo : 0;
+  } else if (act.kind == ActKind::kClip) {
+    NPU_CHECK(!(act.lo > act.hi), "clip activation needs min <= max, got min=", act.lo, " max=", act.hi);
+    const int64_t qlo = quantize_bound(act.lo, y_scale), qhi = quantize_bound(act.hi, y_scale);
+    lo = lo > qlo ? lo : qlo;
+    hi = hi < qhi ? hi : qhi;
+    if (hi < lo) hi = lo;
+  } else if (act.kind == ActKind::kLeakyRelu) {
+    NPU_CHECK(std::isfinite(act.alpha), "leaky_relu alpha must be finite, got ", act.alpha);
+  }
+  OutputStage os;
+  os.y_dtype = y_dtype;
+  os.rounding = rounding;
+  os.zp = y_zp;
+  os.ch.resize(static_cast<size_t>(oc));
+  for (int64_t c = 0; c < oc; ++c) {
+    const float ws = w_scale[n_w_scale == 1 ? 0 : c];
+    NPU_CHECK(std::isfinite(ws) && ws > 0, "w_scale[", c, "] must be a positive finite float, got ", ws);
+    RequantChannel& rc = os.ch[static_cast<size_t>(c)];
+    const double m = static_cast<double>(x_scale) * static_cast<double>(ws) / static_cast<double>(y_scale);
+    rc.pos = quantize_multiplier(m);
+    rc.scale_pos = x_scale * ws / y_scale;  // float32, left to right, as onnxruntime
+    if (act.kind == ActKind::kLeakyRelu) {
+      rc.neg = quantize_multiplier(m * static_cast<double>(act.alpha));
+      rc.scale_neg = rc.scale_pos * act.alpha;
+    } else {
+      rc.neg = rc.pos;
+      rc.scale_neg = rc.scale_pos;
+    }
+    rc.lo = static_cast<int32_t>(lo);
+    rc.hi = static_cast<int32_t>(hi);
+  }
+  return os;
+}
+
+// Requantizes one accumulator (acc already includes the bias). Result in [zp+lo, zp+hi].
+inline int32_t requantize(int64_t acc, const RequantChannel& c, Rounding rounding, int32_t zp) {
+  if (rounding == Rounding::kFixedPoint) {
+    int64_t q = multiply_by_quantized_multiplier(acc, acc < 0 ? c.neg : c.pos);
+    q = q < c.lo ? c.lo : (q > c.hi ? c.hi : q);
+    return static_cast<int32_t>(q) + zp;
+  }
+  float v = static_cast<float>(acc) * (acc < 0 ? c.scale_neg : c.scale_pos);
+  const float flo = static_cast<float>(c.lo), fhi = static_cast<float>(c.hi);
+  v = v > flo ? v : flo;  // MAXPS / MINPS semantics
+  v = v < fhi ? v : fhi;
+  return static_cast<int32_t>(round_half_even(v)) + zp;
+}
+
+// Fused activation of the float16 path, applied in fp32 before rounding to fp16. The comparisons are
+// written as the x86 MAXPS/MINPS instructions behave so that SIMD kernels match bit for bit.
+inline float apply_activation_f32(float v, const Activation& act) {
+  switch (act.kind) {
+    case ActKind::kNone: return v;
+    case ActKind::kRelu: return v > 0.f ? v : 0.f;
+    case ActKind::kClip: {
+      const float t = v > act.lo ? v : act.lo;
+      return t < act.hi ? t : act.hi;
+    }
+    case ActKind::kLeakyRelu: return v < 0.f ? v * act.alpha : v;
+  }
+  return v;
+}
+
+}  // namespace npuemu
