@@ -76,7 +76,9 @@ ConvOp::ConvOp(const ConvArgs& a) {
   w_bytes_.assign(static_cast<const uint8_t*>(a.w), static_cast<const uint8_t*>(a.w) + nw * dtype_size(a.w_dtype));
 
   if (s.family == ConvFamily::kFp16) {
-    NPU_CHECK(a.w_zp.empty() && !a.requant, "float16 convolution takes no zero points or scales");
+    bool zero_zps = a.x_zp == 0;
+    for (int32_t z : a.w_zp) zero_zps = zero_zps && z == 0;
+    NPU_CHECK(zero_zps && !a.requant, "float16 convolution takes no zero points or scales");
     s.y_dtype = DType::kFloat16;
     d.bias_f.assign(static_cast<size_t>(g.oc), 0.f);
     if (a.bias != nullptr) {

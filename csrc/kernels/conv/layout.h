@@ -1,0 +1,35 @@
+// Packed input layout of the direct and Winograd convolutions (see direct.h) and the conversions
+// between ONNX NCHW tensors and the NPU's blocked NC1HWC2 layout (C2 = 16).
+#pragma once
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "kernels/conv/conv.h"
+#include "kernels/conv/direct.h"
+
+namespace npuemu {
+namespace direct {
+
+struct InputLayout {
+  int64_t c1 = 0, hp = 0, wp = 0, wq = 0, sw = 1, elem = 1, pt = 0, pl = 0;
+  int64_t phase_pitch = 0, row_pitch = 0, c1_stride = 0, bytes = 0;
+  // Byte offset of the input element dy rows and dx padded columns from an output pixel's origin.
+  int64_t tap_offset(int64_t dy, int64_t dx) const {
+    return dy * row_pitch + (dx % sw) * phase_pitch + (dx / sw) * kC2 * elem;
+  }
+};
+
+InputLayout make_input_layout(const ConvGeometry& g, InputFormat f);
+
+// Packs rows [r_begin, r_end) of the c1 * hp row space of one image's group (xg points at the group's
+// first channel in NCHW; icg channels) into xp. Padding and channels >= icg get `pad`.
+void pack_input_rows(const InputLayout& L, const ConvGeometry& g, DType x_dtype, const void* xg, int64_t icg,
+                     int32_t pad, int64_t r_begin, int64_t r_end, void* xp);
+
+// Unpacks output blocks [ob_begin, ob_end) of a blocked [ob][pixels][16] buffer into NCHW (yg points at
+// the group's first output channel; ocg channels, `pixels` per channel; elem bytes per element).
+void unpack_output_blocks(const void* yb, int64_t pixels, int64_t ocg, int elem, int64_t ob_begin, int64_t ob_end,
+                          void* yg);
+
+}  // namespace direct
+}  // namespace npuemu

@@ -1,0 +1,40 @@
+"""Shared fixtures: seeded random data, registered kernels, ISA tiers and independent oracles
+(onnxruntime and onnx.reference on single-node ONNX models)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import npuemu
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261121)
+
+
+def available_kernels(family: str, algo: str | None = None) -> list:
+    """Names of the registered kernels of a family that this CPU can run (the test matrix)."""
+    return [
+        k["name"]
+        for k in npuemu.list_kernels()
+        if k["available"] and family in k["families"] and (algo is None or k["algo"] == algo)
+    ]
+
+
+def available_isas() -> list:
+    order = ["scalar", "avx2", "avx512vnni"]
+    return order[: order.index(npuemu.isa_info()["detected"]) + 1]
+
+
+@pytest.fixture
+def isa_cap():
+    """Yields a setter that caps the ISA tier; restores the cap afterwards."""
+    before = npuemu.isa_info()["active"]
+
+    def set_cap(name: str) -> None:
+        npuemu.set_isa(name)
+
+    yield set_cap
+    npuemu.set_isa("avx512vnni" if before == "avx512vnni" else before)

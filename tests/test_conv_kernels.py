@@ -1,0 +1,162 @@
+"""Every registered convolution kernel against the reference kernel, bit for bit, over shapes with
+the edge cases of the MAC array (channel counts off the 16-block, pads, strides, dilations, groups,
+depthwise), dtype extremes and zero points at the ends of their ranges, and every core mask."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import available_kernels
+from conv_cases import SHAPES, conv_kwargs, int_data, fp16_data, shape_id, w_shape, x_shape
+from npuemu import _core, ops
+from test_arith import mbqm
+
+REF = "conv2d_any_reference_scalar"
+
+
+def same_bits(a, b) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+def run_both(fn, kernel):
+    try:
+        got = fn(kernel)
+    except ValueError as e:
+        if "does not support" in str(e):
+            pytest.skip(f"{kernel}: {e}")
+        raise
+    ref = fn(REF)
+    assert same_bits(got, ref), f"{kernel}: {np.count_nonzero(got != ref)} of {got.size} elements differ"
+
+
+@pytest.mark.parametrize("s", SHAPES, ids=shape_id)
+@pytest.mark.parametrize("kernel", available_kernels("int8"))
+@pytest.mark.parametrize(
+    "xdt,wdt,x_zp",
+    [("int8", "int8", -128), ("int8", "int8", 127), ("uint8", "int8", 0), ("uint8", "int8", 255),
+     ("int8", "int4", 3), ("int4", "int4", -8), ("uint8", "uint8", 200)],
+)
+def test_int8_conv_integer_bit_exact(rng, s, kernel, xdt, wdt, x_zp):
+    lim = {"int8": (-128, 127), "uint8": (0, 255), "int4": (-8, 7)}
+    x = int_data(rng, x_shape(s), *lim[xdt], np.uint8 if xdt == "uint8" else np.int8)
+    w = int_data(rng, w_shape(s), *lim[wdt], np.uint8 if wdt == "uint8" else np.int8)
+    w_zp = 0 if wdt != "uint8" else rng.integers(0, 256, w_shape(s)[0])
+    kw = conv_kwargs(s)
+    run_both(lambda k: ops.conv_integer(x, w, x_zp, w_zp, x_dtype=xdt if xdt == "int4" else None,
+                                        w_dtype=wdt if wdt == "int4" else None, kernel=k, **kw), kernel)
+
+
+@pytest.mark.parametrize("s", SHAPES, ids=shape_id)
+@pytest.mark.parametrize("kernel", available_kernels("int8"))
+@pytest.mark.parametrize("rounding", ["fixed_point", "float"])
+@pytest.mark.parametrize(
+    "activation,ydt", [(None, "int8"), ("relu", "uint8"), (("clip", -0.5, 3.0), "int8"), (("leaky_relu", 0.1), "int8"),
+                       (None, "int4"), (None, "int16")]
+)
+def test_int8_qlinear_bit_exact(rng, s, kernel, rounding, activation, ydt):
+    x = int_data(rng, x_shape(s), -128, 127, np.int8)
+    w = int_data(rng, w_shape(s), -127, 127, np.int8)
+    oc = w.shape[0]
+    bias = rng.integers(-20000, 20000, oc).astype(np.int32)
+    w_scale = rng.uniform(0.002, 0.02, oc).astype(np.float32)
+    y_zp = {"int8": np.int8(-5), "uint8": np.uint8(7), "int4": np.int8(1), "int16": np.int16(-300)}[ydt]
+    y_scale = {"int16": 0.002}.get(ydt, 0.35)
+    kw = conv_kwargs(s)
+    run_both(lambda k: ops.qlinear_conv(x, 0.04, 11, w, w_scale, 0, y_scale, y_zp, bias, activation=activation,
+                                        rounding=rounding, y_dtype=ydt if ydt == "int4" else None, kernel=k, **kw),
+             kernel)
+
+
+@pytest.mark.parametrize("s", SHAPES[:6], ids=shape_id)
+@pytest.mark.parametrize("kernel", available_kernels("int8"))
+@pytest.mark.parametrize("m", [3.0, 0.9999, 2.0**-12, 2.0**-33])
+def test_int8_requant_multiplier_range(rng, s, kernel, m):
+    """Multipliers >= 1 (left shifts), near 1, small, and below 2^-31 (everything rounds to zero)."""
+    x = int_data(rng, x_shape(s), -128, 127, np.int8)
+    w = int_data(rng, w_shape(s), -127, 127, np.int8)
+    kw = conv_kwargs(s)
+    run_both(lambda k: ops.qlinear_conv(x, 1.0, 0, w, m, 0, 1.0, np.int8(0), kernel=k, **kw), kernel)
+
+
+@pytest.mark.parametrize("s", SHAPES, ids=shape_id)
+@pytest.mark.parametrize("kernel", available_kernels("int16"))
+def test_int16_bit_exact(rng, s, kernel):
+    x = int_data(rng, x_shape(s), -32768, 32767, np.int16)
+    w = int_data(rng, w_shape(s), -32767, 32767, np.int16)
+    kw = conv_kwargs(s)
+    run_both(lambda k: ops.conv_integer(x, w, -32768, kernel=k, **kw), kernel)
+    oc = w.shape[0]
+    bias = rng.integers(-(2**40), 2**40, oc).astype(np.int64)
+    w_scale = rng.uniform(1e-4, 1e-3, oc).astype(np.float32)
+    run_both(lambda k: ops.qlinear_conv(x, 0.001, 17, w, w_scale, 0, 50.0,
+                                        np.int16(3), bias, activation="relu", kernel=k, **kw), kernel)
+
+
+@pytest.mark.parametrize("s", SHAPES, ids=shape_id)
+@pytest.mark.parametrize("kernel", available_kernels("fp16", "direct") + available_kernels("fp16", "reference"))
+@pytest.mark.parametrize("activation", [None, "relu", ("clip", -1.0, 2.5), ("leaky_relu", 0.2)])
+def test_fp16_direct_bit_exact(rng, s, kernel, activation):
+    x = fp16_data(rng, x_shape(s))
+    w = fp16_data(rng, w_shape(s))
+    b = fp16_data(rng, (w.shape[0],))
+    run_both(lambda k: ops.conv(x, w, b, activation=activation, kernel=k, **conv_kwargs(s)), kernel)
+
+
+@pytest.mark.parametrize("kernel", available_kernels("fp16", "direct"))
+def test_fp16_special_values_bit_exact(rng, kernel):
+    """inf, nan, -0.0, subnormals and overflow to inf take the same path through every kernel."""
+    s = SHAPES[3]
+    x = fp16_data(rng, x_shape(s))
+    w = fp16_data(rng, w_shape(s))
+    flat = x.reshape(-1)
+    flat[::7] = np.float16(0.0)
+    flat[1::11] = np.float16(-0.0)
+    flat[2::13] = np.float16(6e-8)
+    flat[3::97] = np.float16(np.inf)
+    flat[5::101] = np.float16(np.nan)
+    w.reshape(-1)[::5] = np.float16(60000.0)
+    b = np.full(w.shape[0], -0.0, np.float16)
+    run_both(lambda k: ops.conv(x, w, b, kernel=k, **conv_kwargs(s)), kernel)
+
+
+@pytest.mark.parametrize("mask", [0, 1, 2, 4, 3, 5, 6, 7, 0xFFFF])
+@pytest.mark.parametrize("family", ["int8", "fp16"])
+def test_every_core_mask_is_bit_identical(rng, mask, family):
+    s = SHAPES[9]
+    kw = conv_kwargs(s)
+    if family == "int8":
+        x = int_data(rng, x_shape(s), -128, 127, np.int8)
+        w = int_data(rng, w_shape(s), -127, 127, np.int8)
+        f = lambda m: ops.qlinear_conv(x, 0.05, 1, w, 0.01, 0, 0.3, np.int8(2), core_mask=m, **kw)  # noqa: E731
+    else:
+        x = fp16_data(rng, x_shape(s))
+        w = fp16_data(rng, w_shape(s))
+        f = lambda m: ops.conv(x, w, core_mask=m, **kw)  # noqa: E731
+    assert same_bits(f(mask), f(1))
+    assert same_bits(f(mask), f(mask))  # repeated runs identical
+
+
+@pytest.mark.parametrize("kernel", available_kernels("int8"))
+@pytest.mark.parametrize("rounding", ["fixed_point", "float"])
+@pytest.mark.parametrize("shift", [1, 3, 7])
+def test_requant_rounding_ties(kernel, rounding, shift):
+    """Every accumulator in [-2048, 2047] through a power-of-two multiplier: each rounding stage sees
+    exact .5 ties, positive and negative. Checked against the reference and the written-out rule."""
+    acc = np.arange(-2048, 2048)
+    x = (acc.reshape(1, 1, 64, 64) // 16).astype(np.int8)  # x in [-128, 127]
+    rem = (acc.reshape(1, 1, 64, 64) % 16).astype(np.int8)
+    xs = np.concatenate([x, rem], axis=1)  # two input channels: acc = 16 * x + rem
+    w = np.array([16, 1], np.int8).reshape(1, 2, 1, 1)
+    m = 2.0**-shift
+    y = ops.qlinear_conv(xs, 1.0, 0, w, m, 0, 1.0, np.int16(0), y_dtype="int16", rounding=rounding, kernel=kernel)
+    ref = ops.qlinear_conv(xs, 1.0, 0, w, m, 0, 1.0, np.int16(0), y_dtype="int16", rounding=rounding, kernel=REF)
+    assert np.array_equal(y, ref)
+    if rounding == "fixed_point":
+        # gemmlowp's two roundings: SRDHM (half up) then RoundingDivideByPOT (half away from zero).
+        # With m0 = 2^30 the first already rounds acc / 2, so e.g. acc = 3, m = 1/8 gives 1 (not 0).
+        m0, sh = _core.quantize_multiplier(m)
+        expect = np.array([mbqm(int(a), m0, sh) for a in acc])
+    else:  # float: round half to even
+        expect = np.round(acc * m)
+    assert np.array_equal(y.reshape(-1), expect.astype(np.int16))
