@@ -19,6 +19,9 @@ SHAPES = [
     (1, 40, 5, 30, 64, (1, 7), (1, 1), (0, 3, 0, 3), (1, 1), 1),  # wide rows, 1x7
     (1, 7, 12, 5, 9, (7, 3), (3, 1), (3, 1, 0, 2), (1, 2), 1),  # tall kernel, pads larger than strides
     (1, 5, 4, 4, 6, (3, 3), (1, 1), (4, 4, 4, 4), (1, 1), 1),  # pads larger than the kernel
+    (1, 19, 33, 37, 21, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),  # wide stride-2 rows (vector gather)
+    (1, 16, 24, 40, 32, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # many full 16-pixel blocks
+    (1, 33, 10, 50, 17, (3, 3), (3, 3), (0, 2, 1, 0), (1, 1), 1),  # stride 3, unread rows and phases
 ]
 
 

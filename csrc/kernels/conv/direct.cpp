@@ -67,11 +67,8 @@ class DirectPlan final : public ConvPlan {
 
   void run(const void* x, void* y, const CoreSet& cores) const override {
     const ConvGeometry& g = spec_.g;
-    Workspace& ws = Workspace::local();
-    uint8_t* xp = ws.slot<uint8_t>(kSlotInput, static_cast<size_t>(layout_.bytes));
+    uint8_t* xp = Workspace::local().slot<uint8_t>(kSlotInput, static_cast<size_t>(layout_.bytes));
     const int64_t out_elem = out_elem_bytes();
-    const int64_t blk_bytes = obg_ * g.oh * g.ow * kC2 * out_elem;
-    uint8_t* yb = ws.slot<uint8_t>(kSlotOutput, static_cast<size_t>(blk_bytes));
     const int64_t x_img = g.c * g.h * g.w * static_cast<int64_t>(dtype_size(spec_.x_dtype));
     const int64_t y_img = g.oc * g.oh * g.ow * out_elem;
     CorePool& pool = CorePool::instance();
@@ -83,13 +80,9 @@ class DirectPlan final : public ConvPlan {
           pack_input_rows(layout_, g, spec_.x_dtype, xg, icg_, pad_value_, b, e, xp);
         };
         pool.run(cores, layout_.c1 * layout_.hp, pack);
-        auto compute = [&](int, int64_t b, int64_t e) { compute_rows(grp, xp, yb, b, e); };
-        pool.run(cores, og_ * g.oh, compute);
         uint8_t* yg = static_cast<uint8_t*>(y) + n * y_img + grp * ocg_ * g.oh * g.ow * out_elem;
-        auto unpack = [&](int, int64_t b, int64_t e) {
-          unpack_output_blocks(yb, g.oh * g.ow, ocg_, static_cast<int>(out_elem), b, e, yg);
-        };
-        pool.run(cores, obg_, unpack);
+        auto compute = [&](int, int64_t b, int64_t e) { compute_rows(grp, xp, yg, b, e); };
+        pool.run(cores, og_ * g.oh, compute);
       }
     }
   }
@@ -97,17 +90,21 @@ class DirectPlan final : public ConvPlan {
  private:
   int64_t out_elem_bytes() const { return static_cast<int64_t>(dtype_size(spec_.y_dtype)); }
 
-  // Computes output rows [b, e) of the (og, oh) task space of group grp into the blocked output.
-  void compute_rows(int64_t grp, const uint8_t* xp, uint8_t* yb, int64_t b, int64_t e) const {
+  // Computes the (og, oh) tasks [b, e) of group grp: each output row of NOB channel blocks is produced
+  // in the NPU's blocked layout in a small per-core buffer (L1-resident) and transposed straight into
+  // the NCHW output (yg: the group's first output channel).
+  void compute_rows(int64_t grp, const uint8_t* xp, uint8_t* yg, int64_t b, int64_t e) const {
     const ConvGeometry& g = spec_.g;
     const int64_t out_elem = out_elem_bytes();
     alignas(64) uint8_t acc[kMaxMr * kMaxNob * kC2 * 8];
+    uint8_t* rowbuf = Workspace::local().slot<uint8_t>(kSlotTile, static_cast<size_t>(nob_ * g.ow * kC2 * out_elem));
     MacArgs a;
     a.tap_off = tap_off_.data();
     a.ntaps = static_cast<int>(tap_off_.size());
     a.nc1 = static_cast<int>(c1_);
     a.c1_stride = layout_.c1_stride;
     EpiArgs ea = epi_args_;
+    const int64_t plane = g.oh * g.ow * out_elem;
     for (int64_t task = b; task < e; ++task) {
       const int64_t og = task / g.oh, oh = task % g.oh;
       const int64_t ob0 = og * nob_;
@@ -124,8 +121,14 @@ class DirectPlan final : public ConvPlan {
         a.mr = mr;
         a.nob = nob;
         tab_->mac[nob - 1][mr - 1](a, acc);
-        uint8_t* yt = yb + ((ob0 * g.oh + oh) * g.ow + ow0) * kC2 * out_elem;
-        tab_->epi(acc, mr, nob, ea, yt, g.oh * g.ow * kC2 * out_elem);
+        tab_->epi(acc, mr, nob, ea, rowbuf + ow0 * kC2 * out_elem, g.ow * kC2 * out_elem);
+      }
+      for (int bb = 0; bb < nob; ++bb) {
+        void* dst[kC2];
+        const int64_t c0 = (ob0 + bb) * kC2;
+        const int64_t nch = std::min<int64_t>(kC2, ocg_ - c0);
+        for (int64_t c = 0; c < nch; ++c) dst[c] = yg + (c0 + c) * plane + oh * g.ow * out_elem;
+        unpack_block(rowbuf + bb * g.ow * kC2 * out_elem, g.ow, nch, dst, static_cast<int>(out_elem));
       }
     }
   }
@@ -248,6 +251,13 @@ class DirectPlan final : public ConvPlan {
           fill_fixed(eb.pos, lane, rc.pos);
           fill_fixed(eb.neg, lane, rc.neg);
         }
+        eb.narrow = 1;
+        for (int i = 0; i < 8; ++i)
+          if (eb.pos.s_e[i] != 0 && eb.pos.s_e[i] < 31) eb.narrow = 0;
+        for (int i = 0; i < 8; ++i)
+          if ((eb.pos.s_o[i] != 0 && eb.pos.s_o[i] < 31) || (eb.neg.s_e[i] != 0 && eb.neg.s_e[i] < 31) ||
+              (eb.neg.s_o[i] != 0 && eb.neg.s_o[i] < 31))
+            eb.narrow = 0;
       }
     }
     epi_args_.zp = spec_.requant ? d.os.zp : 0;
@@ -256,6 +266,7 @@ class DirectPlan final : public ConvPlan {
     epi_args_.act = spec_.act;
     epi_args_.rounding = spec_.requant ? d.os.rounding : Rounding::kFixedPoint;
     epi_args_.acc64 = mac_ == MacType::kI16_I64;
+    epi_args_.unsigned_out = spec_.y_dtype == DType::kUInt8;
     epi_args_.wrap32 = epi_args_.acc64 && spec_.family == ConvFamily::kInt8;
     if (spec_.family == ConvFamily::kFp16)
       epi_args_.kind = EpiKind::kFp16;

@@ -81,6 +81,7 @@ struct alignas(64) EpiBlock {
   int64_t lo_e[8], lo_o[8], hi_e[8], hi_o[8];
   float scale[16], scale_neg[16], flo[16], fhi[16];  // rounding = float
   FixedBlock pos, neg;  // neg used only for leaky relu
+  int32_t narrow;       // 1 when no lane shifts left: every q fits int32, so clamping can follow the narrowing
 };
 
 enum class EpiKind : int {
@@ -102,6 +103,7 @@ struct EpiArgs {
   Rounding rounding;
   int valid_channels;      // channels of this tile that exist (<= NOB*16)
   bool acc64;              // the tile holds int64 accumulators (I16_I64 MACs)
+  bool unsigned_out;       // uint8 output (packing saturates unsigned)
   bool wrap32;             // int64 tile of the int8 family: wrap to int32 before the output stage
 };
 

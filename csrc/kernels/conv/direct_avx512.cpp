@@ -164,11 +164,54 @@ NPUEMU_TARGET_AVX512 NPUEMU_INLINE __m512i fixed_requant(__m512i v, const FixedR
   return _mm512_mask_blend_epi32(0xAAAA, qe, _mm512_slli_epi64(qo, 32));
 }
 
+// Same result when no lane shifts left (s >= 31, or m0 == 0): then |q| < 2^31 before clamping, so the
+// halves are narrowed first (one vpermt2d) and clamped once in 32-bit lanes.
+NPUEMU_TARGET_AVX512 NPUEMU_INLINE __m512i fixed_half_noclamp(__m512i p, __m512i r, __m512i k, __m512i s) {
+  const __m512i t = _mm512_set1_epi64(-(int64_t{1} << 30));
+  const __mmask8 neg = _mm512_cmplt_epi64_mask(p, t);
+  __m512i q = _mm512_add_epi64(p, r);
+  q = _mm512_mask_sub_epi64(q, neg, q, k);
+  return _mm512_srav_epi64(q, s);
+}
+
+NPUEMU_TARGET_AVX512 NPUEMU_INLINE __m512i fixed_requant_narrow(__m512i v, const FixedRegs& f, __m512i lo,
+                                                                __m512i hi) {
+  const __m512i interleave = _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
+  const __m512i pe = _mm512_mul_epi32(v, f.m0);
+  const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), f.m0o);
+  const __m512i qe = fixed_half_noclamp(pe, f.re, f.ke, f.se);
+  const __m512i qo = fixed_half_noclamp(po, f.ro, f.ko, f.so);
+  const __m512i q = _mm512_permutex2var_epi32(qe, interleave, qo);  // lane 2i <- qe dword 2i, 2i+1 <- qo dword 2i
+  return _mm512_max_epi32(_mm512_min_epi32(q, hi), lo);
+}
+
 template <int OUT>
 NPUEMU_TARGET_AVX512 NPUEMU_INLINE void store16(uint8_t* y, __m512i v) {
   if (OUT == 1) _mm_storeu_si128(reinterpret_cast<__m128i*>(y), _mm512_cvtepi32_epi8(v));
   else if (OUT == 2) _mm256_storeu_si256(reinterpret_cast<__m256i*>(y), _mm512_cvtepi32_epi16(v));
   else _mm512_storeu_si512(y, v);
+}
+
+// Stores four consecutive pixels' 16 channels (already in the output range) as 4 x 16 contiguous
+// elements. Packs narrow within 128-bit lanes, leaving dword (k, j) = pixel j's channels 4k..4k+3; the
+// vpermd (a 4x4 dword transpose) puts pixel j's 16 channels in dwords 4j..4j+3.
+template <int OUT, bool UNSIGNED>
+NPUEMU_TARGET_AVX512 NPUEMU_INLINE void store16x4(uint8_t* y, __m512i a, __m512i b, __m512i c, __m512i d) {
+  if (OUT == 1) {
+    const __m512i ab = _mm512_packs_epi32(a, b), cd = _mm512_packs_epi32(c, d);
+    const __m512i abcd = UNSIGNED ? _mm512_packus_epi16(ab, cd) : _mm512_packs_epi16(ab, cd);
+    const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    _mm512_storeu_si512(y, _mm512_permutexvar_epi32(idx, abcd));
+  } else if (OUT == 2) {
+    const __m512i idx = _mm512_set_epi64(7, 5, 3, 1, 6, 4, 2, 0);
+    _mm512_storeu_si512(y, _mm512_permutexvar_epi64(idx, _mm512_packs_epi32(a, b)));
+    _mm512_storeu_si512(y + 64, _mm512_permutexvar_epi64(idx, _mm512_packs_epi32(c, d)));
+  } else {
+    _mm512_storeu_si512(y, a);
+    _mm512_storeu_si512(y + 64, b);
+    _mm512_storeu_si512(y + 128, c);
+    _mm512_storeu_si512(y + 192, d);
+  }
 }
 
 template <int OUT>
@@ -187,7 +230,23 @@ NPUEMU_TARGET_AVX512 void epi_i32(const void* accv, int mr, int nob, const EpiAr
       const FixedRegs pos = load_fixed(eb.pos);
       const __m512i lo_e = _mm512_load_si512(eb.lo_e), lo_o = _mm512_load_si512(eb.lo_o);
       const __m512i hi_e = _mm512_load_si512(eb.hi_e), hi_o = _mm512_load_si512(eb.hi_o);
-      if (!e.leaky) {
+      if (!e.leaky && eb.narrow) {
+        const __m512i lo = _mm512_load_si512(eb.lo), hi = _mm512_load_si512(eb.hi);
+        int p = 0;
+        for (; p + 4 <= mr; p += 4) {
+          __m512i q[4];
+          for (int i = 0; i < 4; ++i) {
+            const __m512i v = _mm512_add_epi32(_mm512_load_si512(acc + (p + i) * width + b * 16), bias);
+            q[i] = _mm512_add_epi32(fixed_requant_narrow(v, pos, lo, hi), zp);
+          }
+          if (e.unsigned_out) store16x4<OUT, true>(yb + p * 16 * OUT, q[0], q[1], q[2], q[3]);
+          else store16x4<OUT, false>(yb + p * 16 * OUT, q[0], q[1], q[2], q[3]);
+        }
+        for (; p < mr; ++p) {
+          const __m512i v = _mm512_add_epi32(_mm512_load_si512(acc + p * width + b * 16), bias);
+          store16<OUT>(yb + p * 16 * OUT, _mm512_add_epi32(fixed_requant_narrow(v, pos, lo, hi), zp));
+        }
+      } else if (!e.leaky) {
         for (int p = 0; p < mr; ++p) {
           const __m512i v = _mm512_add_epi32(_mm512_load_si512(acc + p * width + b * 16), bias);
           store16<OUT>(yb + p * 16 * OUT, _mm512_add_epi32(fixed_requant(v, pos, lo_e, lo_o, hi_e, hi_o), zp));
@@ -205,14 +264,21 @@ NPUEMU_TARGET_AVX512 void epi_i32(const void* accv, int mr, int nob, const EpiAr
     } else {  // kFloat: float32 multiply, clamp (MAXPS/MINPS), round half to even
       const __m512 sp = _mm512_load_ps(eb.scale), sn = _mm512_load_ps(eb.scale_neg);
       const __m512 flo = _mm512_load_ps(eb.flo), fhi = _mm512_load_ps(eb.fhi);
-      for (int p = 0; p < mr; ++p) {
+      auto requant_float = [&](int p) NPUEMU_TARGET_AVX512 {
         const __m512i v = _mm512_add_epi32(_mm512_load_si512(acc + p * width + b * 16), bias);
         const __mmask16 isneg = _mm512_cmplt_epi32_mask(v, _mm512_setzero_si512());
         __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_mask_blend_ps(isneg, sp, sn));
         f = _mm512_min_ps(_mm512_max_ps(f, flo), fhi);
-        const __m512i q = _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        store16<OUT>(yb + p * 16 * OUT, _mm512_add_epi32(q, zp));
+        return _mm512_add_epi32(_mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
+      };
+      int p = 0;
+      for (; p + 4 <= mr; p += 4) {
+        const __m512i q0 = requant_float(p), q1 = requant_float(p + 1), q2 = requant_float(p + 2),
+                      q3 = requant_float(p + 3);
+        if (e.unsigned_out) store16x4<OUT, true>(yb + p * 16 * OUT, q0, q1, q2, q3);
+        else store16x4<OUT, false>(yb + p * 16 * OUT, q0, q1, q2, q3);
       }
+      for (; p < mr; ++p) store16<OUT>(yb + p * 16 * OUT, requant_float(p));
     }
   }
 }

@@ -2,6 +2,7 @@
 // between ONNX NCHW tensors and the NPU's blocked NC1HWC2 layout (C2 = 16).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/dtype.h"
 #include "kernels/conv/conv.h"
@@ -13,6 +14,8 @@ namespace direct {
 struct InputLayout {
   int64_t c1 = 0, hp = 0, wp = 0, wq = 0, sw = 1, elem = 1, pt = 0, pl = 0;
   int64_t phase_pitch = 0, row_pitch = 0, c1_stride = 0, bytes = 0;
+  std::vector<uint8_t> row_needed;    // per padded row: read by some tap (others are not packed)
+  std::vector<uint8_t> phase_needed;  // per stride phase: read by some tap
   // Byte offset of the input element dy rows and dx padded columns from an output pixel's origin.
   int64_t tap_offset(int64_t dy, int64_t dx) const {
     return dy * row_pitch + (dx % sw) * phase_pitch + (dx / sw) * kC2 * elem;
@@ -25,6 +28,9 @@ InputLayout make_input_layout(const ConvGeometry& g, InputFormat f);
 // first channel in NCHW; icg channels) into xp. Padding and channels >= icg get `pad`.
 void pack_input_rows(const InputLayout& L, const ConvGeometry& g, DType x_dtype, const void* xg, int64_t icg,
                      int32_t pad, int64_t r_begin, int64_t r_end, void* xp);
+
+// One block of 16 channels: src [pixels][16] (elem bytes each) -> dst[c][0..pixels) for c < nch.
+void unpack_block(const void* src, int64_t pixels, int64_t nch, void* const* dst, int elem);
 
 // Unpacks output blocks [ob_begin, ob_end) of a blocked [ob][pixels][16] buffer into NCHW (yg points at
 // the group's first output channel; ocg channels, `pixels` per channel; elem bytes per element).
