@@ -1,0 +1,131 @@
+"""The ops API contract: arrays used in place, out= written without allocation, repeated calls allocate
+nothing new, and bad input raises a clear TypeError / ValueError (never a crash)."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import npuemu
+from npuemu import _core, ops
+
+
+def qconv_args(rng, c=16, oc=24, hw=10):
+    x = rng.integers(-128, 128, (1, c, hw, hw)).astype(np.int8)
+    w = rng.integers(-127, 128, (oc, c, 3, 3)).astype(np.int8)
+    return x, w
+
+
+def test_out_is_written_in_place_and_returned(rng):
+    x, w = qconv_args(rng)
+    out = np.empty((1, 24, 10, 10), np.int8)
+    y = ops.qlinear_conv(x, 0.1, 0, w, 0.01, 0, 0.5, np.int8(0), pads=1, out=out)
+    assert y is out
+    ref = ops.qlinear_conv(x, 0.1, 0, w, 0.01, 0, 0.5, np.int8(0), pads=1)
+    np.testing.assert_array_equal(out, ref)
+    assert not np.shares_memory(ref, x)
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+def test_repeated_calls_with_out_allocate_nothing(rng, prepared):
+    x, w = qconv_args(rng, c=32, oc=48, hw=20)
+    out = np.empty((1, 48, 20, 20), np.int8)
+    if prepared:
+        op = ops.QLinearConv(x.shape, "int8", 0.1, 0, w, 0.01, 0, 0.5, np.int8(0), pads=1)
+        call = lambda: op(x, out=out, core_mask=7)  # noqa: E731
+    else:
+        call = lambda: ops.qlinear_conv(x, 0.1, 0, w, 0.01, 0, 0.5, np.int8(0), pads=1, out=out,  # noqa: E731
+                                        core_mask=7)
+    for _ in range(3):  # warm-up: plans, workspaces and worker threads exist after this
+        call()
+    gc.collect()
+    native_before = _core.alloc_stats()
+    tracemalloc.start()
+    snap0 = tracemalloc.take_snapshot()
+    for _ in range(50):
+        call()
+    gc.collect()
+    snap1 = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    native_after = _core.alloc_stats()
+    assert native_after["count"] == native_before["count"], "the core allocated during steady-state calls"
+    assert native_after["bytes"] == native_before["bytes"]
+    grown = sum(s.size_diff for s in snap1.compare_to(snap0, "filename") if s.size_diff > 0)
+    assert grown < 16384, f"Python-side memory grew by {grown} bytes over 50 calls"
+
+
+def test_functional_cache_sees_weights_modified_in_place(rng):
+    x, w = qconv_args(rng)
+    y1 = ops.qlinear_conv(x, 0.1, 0, w, 0.01, 0, 0.5, np.int8(0), pads=1)
+    w[0, 0, 0, 0] = -w[0, 0, 0, 0] - 1  # same array object, new content
+    y2 = ops.qlinear_conv(x, 0.1, 0, w, 0.01, 0, 0.5, np.int8(0), pads=1)
+    ref = ops.qlinear_conv(x, 0.1, 0, w.copy(), 0.01, 0, 0.5, np.int8(0), pads=1, algo="reference")
+    np.testing.assert_array_equal(y2, ref)
+    assert not np.array_equal(y1, y2)
+
+
+def test_list_kernels_and_isa_info():
+    names = [k["name"] for k in npuemu.list_kernels()]
+    assert "conv2d_any_reference_scalar" in names and len(names) == len(set(names))
+    info = npuemu.isa_info()
+    assert info["active"] in info["choices"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# bad input: every case raises a typed exception whose message names the problem
+
+
+def errors_cases(rng):
+    x, w = qconv_args(rng)
+    q = lambda **kw: ops.qlinear_conv(**{**dict(x=x, x_scale=0.1, x_zero_point=0, w=w, w_scale=0.01,  # noqa: E731
+                                                w_zero_point=0, y_scale=0.5, y_zero_point=np.int8(0)), **kw})
+    f16 = np.zeros((1, 16, 10, 10), np.float16)
+    return [
+        (TypeError, "x must be a numpy.ndarray", lambda: q(x=x.tolist())),
+        (TypeError, "x dtype must be one of", lambda: q(x=x.astype(np.float32))),
+        (ValueError, "x must be 4-D NCHW, got shape", lambda: q(x=x[0])),
+        (ValueError, "w has 16 input channels per group but x has 8 channels", lambda: q(x=x[:, :8].copy())),
+        (ValueError, "x must not be empty", lambda: q(x=np.zeros((1, 16, 0, 10), np.int8))),
+        (ValueError, "C-contiguous", lambda: q(x=np.asfortranarray(x))),
+        (ValueError, "C-contiguous", lambda: q(x=x[:, :, ::2])),
+        (ValueError, "pads must be >= 0", lambda: q(pads=(-1, 0, 0, 0))),
+        (ValueError, "pads must have 2 .* or 4", lambda: q(pads=(1, 1, 1))),
+        (ValueError, "strides must be >= 1", lambda: q(strides=0)),
+        (ValueError, "dilations must be >= 1", lambda: q(dilations=(1, 0))),
+        (ValueError, "not divisible by group 3", lambda: q(group=3)),
+        (ValueError, "larger than the padded input", lambda: q(x=np.zeros((1, 16, 2, 2), np.int8))),
+        (ValueError, "core_mask 8 names cores this NPU does not have", lambda: q(core_mask=8)),
+        (TypeError, "core_mask must be an int", lambda: q(core_mask="all")),
+        (ValueError, "algo must be one of", lambda: q(algo="fast")),
+        (ValueError, "rounding must be one of", lambda: q(rounding="nearest")),
+        (ValueError, "activation must be", lambda: q(activation="gelu")),
+        (ValueError, "y_zero_point 200 is outside the int8 range", lambda: q(y_zero_point=200, y_dtype="int8")),
+        (ValueError, "x_zero_point 300 is outside the int8 range", lambda: q(x_zero_point=300)),
+        (ValueError, "w_scale must have 1 or 24 .output channels. elements, got 5", lambda: q(w_scale=np.ones(5))),
+        (ValueError, "x_scale must be a positive finite float, got -1", lambda: q(x_scale=-1.0)),
+        (ValueError, "y_scale must be a positive finite float", lambda: q(y_scale=float("nan"))),
+        (ValueError, "bias must have 24 elements", lambda: q(bias=np.zeros(3, np.int32))),
+        (TypeError, "bias of an integer convolution must be int32", lambda: q(bias=np.zeros(24, np.float32))),
+        (ValueError, "out must have shape", lambda: q(out=np.empty((1, 24, 9, 10), np.int8), pads=1)),
+        (TypeError, "out must have dtype int8", lambda: q(out=np.empty((1, 24, 8, 8), np.uint8))),
+        (ValueError, "w_dtype='int4' needs every weight in \\[-8, 7\\], got", lambda: q(w_dtype="int4")),
+        (ValueError, "too large", lambda: q(x_scale=1e6, y_scale=1e-6)),
+        (ValueError, "unknown kernel 'nope'; registered kernels:", lambda: q(kernel="nope")),
+        (TypeError, "needs float16 x and w", lambda: ops.conv(f16, w)),
+        (TypeError, "bias of a float16 convolution must be float16",
+         lambda: ops.conv(f16, w.astype(np.float16), np.zeros(24, np.float32))),
+        # the core itself refuses a bias on raw accumulators (the Python API has no such parameter)
+        (ValueError, "conv_integer takes no bias",
+         lambda: _core.ConvOp([1, 16, 10, 10], "int8", w, "int8", [1, 1], [0, 0, 0, 0], [1, 1], 1, 0, [0],
+                              np.zeros(24, np.int32), False, 1.0, [1.0], 1.0, 0, "int32", "fixed_point", "none", 0, 0,
+                              0, "auto", "")),
+    ]
+
+
+def test_bad_input_raises_clear_errors(rng):
+    for exc, pattern, call in errors_cases(rng):
+        with pytest.raises(exc, match=pattern):
+            call()
