@@ -29,9 +29,11 @@ ConvArgs make_args(const std::vector<int64_t>& x_shape, const std::string& x_dty
                    const py::object& bias, bool requant, float x_scale, const std::vector<float>& w_scale,
                    float y_scale, int32_t y_zp, const std::string& y_dtype, const std::string& rounding,
                    const std::string& act, float act_lo, float act_hi, float act_alpha, const std::string& algo,
-                   const std::string& kernel) {
+                   const std::string& kernel, bool nhwc, bool w_transposed) {
   ConvArgs a;
+  a.w_transposed = w_transposed;
   a.x_shape = x_shape;
+  a.nhwc = nhwc;
   a.x_dtype = parse_dtype(x_dtype);
   a.w_dtype = parse_dtype(w_dtype);
   a.w_shape = shape_of(w);
@@ -72,7 +74,9 @@ bool ranges_overlap(const py::array& a, const py::array& b) {
 
 void run_op(const ConvOp& op, const py::array& x, py::array& y, uint32_t core_mask) {
   const ConvGeometry& g = op.spec().g;
-  const void* xp = input_ptr(x, "x", op.spec().x_dtype, {g.n, g.c, g.h, g.w});
+  const std::vector<int64_t> xs = op.spec().nhwc ? std::vector<int64_t>{g.n, g.h, g.w, g.c}
+                                                 : std::vector<int64_t>{g.n, g.c, g.h, g.w};
+  const void* xp = input_ptr(x, "x", op.spec().x_dtype, xs);
   void* yp = output_ptr(y, "out", op.y_dtype(), op.y_shape());
   NPU_CHECK(!ranges_overlap(x, y), "out must not share memory with x");
   py::gil_scoped_release release;
@@ -84,7 +88,7 @@ void run_op(const ConvOp& op, const py::array& x, py::array& y, uint32_t core_ma
       py::arg("dilations"), py::arg("group"), py::arg("x_zero_point"), py::arg("w_zero_point"), py::arg("bias"), \
       py::arg("requant"), py::arg("x_scale"), py::arg("w_scale"), py::arg("y_scale"), py::arg("y_zero_point"),   \
       py::arg("y_dtype"), py::arg("rounding"), py::arg("activation"), py::arg("act_lo"), py::arg("act_hi"),      \
-      py::arg("act_alpha"), py::arg("algo"), py::arg("kernel")
+      py::arg("act_alpha"), py::arg("algo"), py::arg("kernel"), py::arg("nhwc") = false, py::arg("w_transposed") = false
 
 }  // namespace
 
@@ -96,11 +100,12 @@ void bind_conv(py::module_& m) {
                        int32_t x_zp, const std::vector<int32_t>& w_zp, const py::object& bias, bool requant,
                        float x_scale, const std::vector<float>& w_scale, float y_scale, int32_t y_zp,
                        const std::string& y_dtype, const std::string& rounding, const std::string& act, float act_lo,
-                       float act_hi, float act_alpha, const std::string& algo, const std::string& kernel) {
+                       float act_hi, float act_alpha, const std::string& algo, const std::string& kernel,
+                       bool nhwc, bool w_transposed) {
              return std::make_shared<ConvOp>(make_args(x_shape, x_dtype, w, w_dtype, strides, pads, dilations, group,
                                                        x_zp, w_zp, bias, requant, x_scale, w_scale, y_scale, y_zp,
                                                        y_dtype, rounding, act, act_lo, act_hi, act_alpha, algo,
-                                                       kernel));
+                                                       kernel, nhwc, w_transposed));
            }),
            NPUEMU_CONV_ARGS)
       .def("run", &run_op, py::arg("x"), py::arg("out"), py::arg("core_mask"))
@@ -117,10 +122,11 @@ void bind_conv(py::module_& m) {
          const std::vector<int64_t>& dilations, int64_t group, int32_t x_zp, const std::vector<int32_t>& w_zp,
          const py::object& bias, bool requant, float x_scale, const std::vector<float>& w_scale, float y_scale,
          int32_t y_zp, const std::string& y_dtype, const std::string& rounding, const std::string& act, float act_lo,
-         float act_hi, float act_alpha, const std::string& algo, const std::string& kernel) {
+         float act_hi, float act_alpha, const std::string& algo, const std::string& kernel, bool nhwc,
+         bool w_transposed) {
         return conv_op_cached(make_args(x_shape, x_dtype, w, w_dtype, strides, pads, dilations, group, x_zp, w_zp,
                                         bias, requant, x_scale, w_scale, y_scale, y_zp, y_dtype, rounding, act, act_lo,
-                                        act_hi, act_alpha, algo, kernel));
+                                        act_hi, act_alpha, algo, kernel, nhwc, w_transposed));
       },
       NPUEMU_CONV_ARGS);
   m.def("conv_cache_clear", &conv_cache_clear);

@@ -43,6 +43,7 @@ std::vector<const ConvKernel*> conv_candidates(const ConvSpec& spec, const std::
   std::vector<const ConvKernel*> out;
   for (const ConvKernel* k : conv_kernel_registry()) {
     if (!k->handles(spec.family) || static_cast<int>(k->isa()) > static_cast<int>(active_isa())) continue;
+    if (spec.nhwc && !k->supports_nhwc()) continue;
     if (!algo_matches(algo, k->algo())) continue;
     std::string why;
     if (!k->supports(spec, &why)) continue;
@@ -57,7 +58,31 @@ std::vector<const ConvKernel*> conv_candidates(const ConvSpec& spec, const std::
 
 ConvOp::ConvOp(const ConvArgs& a) {
   ConvSpec& s = spec_;
-  s.g = make_conv_geometry(a.x_shape, a.w_shape, a.strides, a.pads, a.dilations, a.group);
+  // Matmul's B arrives as [K, N] (input channels x output channels): transpose it once, here, into the
+  // OIHW form of a 1x1 convolution. The cache still compares the caller's original bytes.
+  std::vector<int64_t> w_shape = a.w_shape;
+  std::vector<uint8_t> w_oihw;
+  const void* w_ptr = a.w;
+  if (a.w_transposed) {
+    NPU_CHECK(a.w_shape.size() == 2, "a transposed weight (matmul B) must be 2-D [K, N], got ", a.w_shape.size(),
+              " dimensions");
+    const int64_t k = a.w_shape[0], n = a.w_shape[1];
+    const size_t es = dtype_size(a.w_dtype);
+    w_oihw.resize(static_cast<size_t>(k * n) * es);
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        std::memcpy(&w_oihw[static_cast<size_t>(j * k + i) * es], static_cast<const uint8_t*>(a.w) + (i * n + j) * es,
+                    es);
+    w_shape = {n, k, 1, 1};
+    w_ptr = w_oihw.data();
+  }
+  std::vector<int64_t> nchw = a.x_shape;
+  if (a.nhwc) {
+    NPU_CHECK(a.x_shape.size() == 4, "x must be 4-D NHWC, got ", a.x_shape.size(), " dimensions");
+    nchw = {a.x_shape[0], a.x_shape[3], a.x_shape[1], a.x_shape[2]};
+  }
+  s.g = make_conv_geometry(nchw, w_shape, a.strides, a.pads, a.dilations, a.group);
+  s.nhwc = a.nhwc;
   const ConvGeometry& g = s.g;
   NPU_CHECK_TYPE(is_activation_int(a.x_dtype) || a.x_dtype == DType::kFloat16,
                  "x dtype must be uint8, int8, int4, int16 or float16, got ", dtype_name(a.x_dtype));
@@ -72,7 +97,7 @@ ConvOp::ConvOp(const ConvArgs& a) {
   s.act = a.act;
   const int64_t nw = g.oc * g.icg() * g.kh * g.kw;
   ConvData d;
-  d.w = a.w;
+  d.w = w_ptr;
   w_bytes_.assign(static_cast<const uint8_t*>(a.w), static_cast<const uint8_t*>(a.w) + nw * dtype_size(a.w_dtype));
 
   if (s.family == ConvFamily::kFp16) {
@@ -106,7 +131,7 @@ ConvOp::ConvOp(const ConvArgs& a) {
       if (z != 0) s.has_w_zero_point = true;
     }
     if (a.w_dtype == DType::kInt4) {
-      const int8_t* w = static_cast<const int8_t*>(a.w);
+      const int8_t* w = static_cast<const int8_t*>(w_ptr);
       for (int64_t i = 0; i < nw; ++i)
         NPU_CHECK(w[i] >= -8 && w[i] <= 7, "w_dtype='int4' needs every weight in [-8, 7], got ", int(w[i]),
                   " at flat index ", i);
@@ -153,7 +178,8 @@ ConvOp::ConvOp(const ConvArgs& a) {
     NPU_CHECK(static_cast<int>(k->isa()) <= static_cast<int>(active_isa()), "kernel '", a.kernel, "' needs ISA ",
               isa_name(k->isa()), " but the active ISA is ", isa_name(active_isa()));
     std::string why;
-    NPU_CHECK(k->handles(s.family) && k->supports(s, &why), "kernel '", a.kernel, "' does not support this ",
+    NPU_CHECK(k->handles(s.family) && (!s.nhwc || k->supports_nhwc()) && k->supports(s, &why), "kernel '", a.kernel,
+              "' does not support this ",
               family_name(s.family), " convolution", why.empty() ? "" : ": ", why);
     cands.push_back(k);
   } else {
@@ -193,6 +219,7 @@ ConvOp::ConvOp(const ConvArgs& a) {
 
 std::vector<int64_t> ConvOp::y_shape() const {
   const ConvGeometry& g = spec_.g;
+  if (spec_.nhwc) return {g.n, g.oh, g.ow, g.oc};
   return {g.n, g.oc, g.oh, g.ow};
 }
 
@@ -235,7 +262,7 @@ bool same_floats(const std::vector<float>& a, const std::vector<float>& b) {
 bool same_scalars(const ConvArgs& a, const ConvArgs& b) {
   return a.x_shape == b.x_shape && a.x_dtype == b.x_dtype && a.w_shape == b.w_shape && a.w_dtype == b.w_dtype &&
          a.strides == b.strides && a.pads == b.pads && a.dilations == b.dilations && a.group == b.group &&
-         a.x_zp == b.x_zp && a.w_zp == b.w_zp && (a.bias == nullptr) == (b.bias == nullptr) &&
+         a.nhwc == b.nhwc && a.w_transposed == b.w_transposed && a.x_zp == b.x_zp && a.w_zp == b.w_zp && (a.bias == nullptr) == (b.bias == nullptr) &&
          a.bias_dtype == b.bias_dtype && a.bias_len == b.bias_len && a.requant == b.requant &&
          std::memcmp(&a.x_scale, &b.x_scale, sizeof(float)) == 0 &&
          std::memcmp(&a.y_scale, &b.y_scale, sizeof(float)) == 0 && same_floats(a.w_scale, b.w_scale) &&

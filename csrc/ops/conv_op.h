@@ -15,10 +15,12 @@
 namespace npuemu {
 
 struct ConvArgs {
-  std::vector<int64_t> x_shape;
+  std::vector<int64_t> x_shape;  // NCHW, or NHWC when nhwc
+  bool nhwc = false;
   DType x_dtype = DType::kInt8;
-  const void* w = nullptr;  // OIHW
+  const void* w = nullptr;  // OIHW, or [I, O] when w_transposed (matmul's B)
   std::vector<int64_t> w_shape;
+  bool w_transposed = false;
   DType w_dtype = DType::kInt8;
   std::vector<int64_t> strides{1, 1}, pads{0, 0, 0, 0}, dilations{1, 1};
   int64_t group = 1;

@@ -30,6 +30,8 @@ __all__ = [
     "ConvInteger",
     "QLinearConv",
     "Conv",
+    "matmul_integer",
+    "qlinear_matmul",
 ]
 
 _ALGOS = ("auto", "direct", "winograd", "reference")
@@ -306,3 +308,125 @@ class Conv(_Prepared):
         _, args = _fp16_conv_args(xa, w, bias, strides, pads, dilations, group, dtype, activation, algo, kernel)
         args["x_shape"] = [int(d) for d in x_shape]
         super().__init__(x_shape, args)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Matmul: the same MAC array, as a 1x1 convolution over channels-last rows (A's rows are pixels, K is
+# the input-channel axis, B's columns are output channels).
+
+
+def _matmul_plan(a: np.ndarray, b: np.ndarray):
+    """ONNX MatMul shapes: returns (a as [..., M, K], b, output shape, squeeze flags)."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul needs at least 1-D operands, got a {a.shape} and b {b.shape}")
+    a2 = a.reshape(1, -1) if a.ndim == 1 else a
+    b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+    if a2.shape[-1] != b2.shape[-2]:
+        raise ValueError(f"matmul: a's last dimension {a2.shape[-1]} != b's first matrix dimension {b2.shape[-2]} "
+                         f"(a {a.shape}, b {b.shape})")
+    try:
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: batch dimensions of a {a.shape} and b {b.shape} do not broadcast") from None
+    out_shape = tuple(batch) + (a2.shape[-2], b2.shape[-1])
+    if a.ndim == 1:
+        out_shape = out_shape[:-2] + out_shape[-1:]
+    if b.ndim == 1:
+        out_shape = out_shape[:-1]
+    return a2, b2, tuple(batch), out_shape
+
+
+def _matmul(a, b, conv_kwargs: dict, out, core_mask, y_dtype) -> np.ndarray:
+    a = A.as_array("a", a)
+    b = A.as_array("b", b)
+    a2, b2, batch, out_shape = _matmul_plan(a, b)
+    out = A.out_array(out, out_shape, y_dtype)
+    k, n = b2.shape[-2], b2.shape[-1]
+    mask = A.core_mask(core_mask)
+    if b2.ndim == 2:
+        # every row of A (all batch dimensions flattened) against the same B: one 1x1 convolution
+        m_total = a2.size // k
+        args = dict(conv_kwargs, x_shape=[1, 1, m_total, k], w=b2, nhwc=True, w_transposed=True)
+        op = _core.conv_cached(**args)
+        op.run(a2.reshape(1, 1, m_total, k), out.reshape(1, 1, m_total, n), mask)
+        return out
+    # batched B: one plan per matrix (B is data here, so it is packed per call)
+    m = a2.shape[-2]
+    ab = np.broadcast_to(a2, batch + a2.shape[-2:])
+    bb = np.broadcast_to(b2, batch + b2.shape[-2:])
+    ob = out.reshape(batch + (m, n))
+    for idx in np.ndindex(*batch):
+        ai = np.ascontiguousarray(ab[idx])
+        bi = np.ascontiguousarray(bb[idx])
+        op = _core.ConvOp(**dict(conv_kwargs, x_shape=[1, 1, m, k], w=bi, nhwc=True, w_transposed=True))
+        res = np.empty((1, 1, m, n), y_dtype)
+        op.run(ai.reshape(1, 1, m, k), res, mask)
+        ob[idx] = res.reshape(m, n)
+    return out
+
+
+def matmul_integer(
+    a: np.ndarray,
+    b: np.ndarray,
+    a_zero_point: Any = 0,
+    b_zero_point: Any = 0,
+    *,
+    a_dtype: Optional[str] = None,
+    b_dtype: Optional[str] = None,
+    core_mask: int = 0,
+    out: Optional[np.ndarray] = None,
+    kernel: Optional[str] = None,
+) -> np.ndarray:
+    """ONNX MatMulInteger: ``(a - a_zero_point) @ (b - b_zero_point)`` as int32 (int64 with int16
+    operands), with numpy broadcasting of batch dimensions. ``b_zero_point`` may be per column;
+    ``a_zero_point`` must be a scalar (per-row zero points are not supported)."""
+    a_arr = A.as_array("a", a)
+    b_arr = A.as_array("b", b)
+    if np.asarray(a_zero_point).size != 1:
+        raise ValueError("a_zero_point must be a scalar: per-row zero points of A are not supported")
+    ad = _int_dtype("a", a_arr, a_dtype, ("uint8", "int8", "int4", "int16"))
+    bd = _int_dtype("b", b_arr, b_dtype, ("uint8", "int8", "int4", "int16"))
+    kw = _conv_args([1, 1, 1, 1], ad, b_arr, bd, 1, 0, 1, 1, x_zero_point=a_zero_point, w_zero_point=b_zero_point,
+                    kernel=kernel)
+    y_dtype = np.int64 if "int16" in (ad, bd) else np.int32
+    return _matmul(a_arr, b_arr, {k: v for k, v in kw.items() if k not in ("x_shape", "w")}, out, core_mask, y_dtype)
+
+
+def qlinear_matmul(
+    a: np.ndarray,
+    a_scale: Any,
+    a_zero_point: Any,
+    b: np.ndarray,
+    b_scale: Any,
+    b_zero_point: Any,
+    y_scale: Any,
+    y_zero_point: Any,
+    *,
+    bias: Optional[np.ndarray] = None,
+    activation=None,
+    rounding: str = "fixed_point",
+    a_dtype: Optional[str] = None,
+    b_dtype: Optional[str] = None,
+    y_dtype: Optional[str] = None,
+    core_mask: int = 0,
+    out: Optional[np.ndarray] = None,
+    kernel: Optional[str] = None,
+) -> np.ndarray:
+    """ONNX QLinearMatMul on the NPU's MAC array and output stage (see :func:`qlinear_conv` for the
+    roundings and activations). ``b_scale`` / ``b_zero_point`` may be per column. ``bias`` (int32, one
+    per column, scale a_scale * b_scale) is an npuemu extension for fully connected layers."""
+    a_arr = A.as_array("a", a)
+    b_arr = A.as_array("b", b)
+    if np.asarray(a_zero_point).size != 1:
+        raise ValueError("a_zero_point must be a scalar: per-row zero points of A are not supported")
+    ad = _int_dtype("a", a_arr, a_dtype, ("uint8", "int8", "int4", "int16"))
+    bd = _int_dtype("b", b_arr, b_dtype, ("uint8", "int8", "int4", "int16"))
+    yd = y_dtype if y_dtype is not None else A.zp_dtype("y_zero_point", y_zero_point,
+                                                       "int8" if a_arr.dtype.name == "int8" else a_arr.dtype.name)
+    if yd not in ("uint8", "int8", "int4", "int16"):
+        raise TypeError(f"output dtype must be uint8, int8, int4 or int16; got {yd}")
+    kw = _conv_args([1, 1, 1, 1], ad, b_arr, bd, 1, 0, 1, 1, x_zero_point=a_zero_point, w_zero_point=b_zero_point,
+                    bias=bias, requant=True, x_scale=a_scale, w_scale=b_scale, y_scale=y_scale,
+                    y_zero_point=y_zero_point, y_dtype=yd, rounding=rounding, activation=activation, kernel=kernel)
+    np_y = np.int8 if yd == "int4" else np.dtype(yd)
+    return _matmul(a_arr, b_arr, {k: v for k, v in kw.items() if k not in ("x_shape", "w")}, out, core_mask, np_y)

@@ -50,6 +50,7 @@ struct ConvSpec {
   bool requant = false;          // y is requantized through an OutputStage
   bool has_w_zero_point = false; // some w_zero_point != 0
   Activation act;                // float16 path; integer paths fold it into the OutputStage
+  bool nhwc = false;             // x and y are channels-last (NHWC) instead of NCHW (matmul, FC layers)
 };
 
 // Everything a kernel needs to build its plan. Pointers are valid only during plan().
@@ -67,7 +68,7 @@ struct ConvData {
 class ConvPlan {
  public:
   virtual ~ConvPlan() = default;
-  // x: NCHW input of the spec's x dtype; y: NCHW output of the spec's y dtype.
+  // x: input of the spec's x dtype; y: output of the spec's y dtype; NCHW, or NHWC when spec.nhwc.
   virtual void run(const void* x, void* y, const CoreSet& cores) const = 0;
   // Bytes of packed constants this plan holds (weights, biases, requantization tables).
   virtual size_t packed_bytes() const = 0;
@@ -84,6 +85,8 @@ class ConvKernel {
   virtual Isa isa() const = 0;
   // Whether this kernel implements the spec; when not, *why says so (for error messages).
   virtual bool supports(const ConvSpec& spec, std::string* why) const = 0;
+  // Channels-last tensors are opt-in: a kernel that does not override this never sees one.
+  virtual bool supports_nhwc() const { return false; }
   // Estimated run time in nanoseconds on one core; used by algo='auto'. Deterministic.
   virtual double cost(const ConvSpec& spec) const = 0;
   // Builds the plan. May return nullptr when the data (not the spec) is outside what the kernel

@@ -45,6 +45,16 @@ int64_t wrap_int32(int64_t v) { return static_cast<int64_t>(static_cast<int32_t>
 
 class ReferencePlan final : public ConvPlan {
  public:
+  // Flat index of (n, c, h, w) in the input / output layout (NCHW or NHWC).
+  int64_t xi(int64_t n, int64_t c, int64_t h, int64_t w) const {
+    const ConvGeometry& g = spec_.g;
+    return spec_.nhwc ? ((n * g.h + h) * g.w + w) * g.c + c : ((n * g.c + c) * g.h + h) * g.w + w;
+  }
+  int64_t yi(int64_t n, int64_t c, int64_t h, int64_t w) const {
+    const ConvGeometry& g = spec_.g;
+    return spec_.nhwc ? ((n * g.oh + h) * g.ow + w) * g.oc + c : ((n * g.oc + c) * g.oh + h) * g.ow + w;
+  }
+
   ReferencePlan(const ConvSpec& spec, const ConvData& data) : spec_(spec), data_(data) {
     const ConvGeometry& g = spec.g;
     const int64_t nw = g.oc * g.icg() * g.kh * g.kw;
@@ -89,18 +99,18 @@ class ReferencePlan final : public ConvPlan {
             const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
             if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) continue;  // padding == x_zp: contributes 0
             for (int64_t ic = 0; ic < icg; ++ic) {
-              const int64_t xi = ((n * g.c + grp * icg + ic) * g.h + ih) * g.w + iw;
-              acc += (load_as_int(spec_.x_dtype, x, xi) - data_.x_zp) * w[(ic * g.kh + kh) * g.kw + kw];
+              acc += (load_as_int(spec_.x_dtype, x, xi(n, grp * icg + ic, ih, iw)) - data_.x_zp) *
+                     w[(ic * g.kh + kh) * g.kw + kw];
             }
           }
         }
         acc += data_.bias[oc];
         if (spec_.family == ConvFamily::kInt8) acc = wrap_int32(acc);
-        const int64_t yi = ((n * g.oc + oc) * g.oh + oh) * g.ow + ow;
+        const int64_t o = yi(n, oc, oh, ow);
         if (spec_.requant)
-          store_int(spec_.y_dtype, y, yi, requantize(acc, data_.os.ch[oc], data_.os.rounding, data_.os.zp));
+          store_int(spec_.y_dtype, y, o, requantize(acc, data_.os.ch[oc], data_.os.rounding, data_.os.zp));
         else
-          store_int(spec_.y_dtype, y, yi, acc);
+          store_int(spec_.y_dtype, y, o, acc);
       }
     }
   }
@@ -118,13 +128,12 @@ class ReferencePlan final : public ConvPlan {
             const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
             const bool inside = ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;
             for (int64_t ic = 0; ic < icg; ++ic) {
-              const float xv =
-                  inside ? fp16_to_fp32(x[((n * g.c + grp * icg + ic) * g.h + ih) * g.w + iw]) : 0.0f;
+              const float xv = inside ? fp16_to_fp32(x[xi(n, grp * icg + ic, ih, iw)]) : 0.0f;
               acc = std::fmaf(xv, w[(ic * g.kh + kh) * g.kw + kw], acc);
             }
           }
         }
-        y[((n * g.oc + oc) * g.oh + oh) * g.ow + ow] = fp32_to_fp16(apply_activation_f32(acc, spec_.act));
+        y[yi(n, oc, oh, ow)] = fp32_to_fp16(apply_activation_f32(acc, spec_.act));
       }
     }
   }
@@ -142,6 +151,7 @@ class ConvReference final : public ConvKernel {
   std::string algo() const override { return "reference"; }
   Isa isa() const override { return Isa::kScalar; }
   bool supports(const ConvSpec&, std::string*) const override { return true; }
+  bool supports_nhwc() const override { return true; }
   double cost(const ConvSpec& spec) const override { return 5.0 * static_cast<double>(spec.g.macs()) + 1e9; }
   std::unique_ptr<ConvPlan> plan(const ConvSpec& spec, const ConvData& data) const override {
     return std::make_unique<ReferencePlan>(spec, data);

@@ -52,10 +52,18 @@ class DirectPlan final : public ConvPlan {
     ocg_ = g.ocg();
     c1_ = ceil_div(icg_, kC2);
     obg_ = ceil_div(ocg_, kC2);
-    const Tiling t = choose_tiling(*tab, obg_, g.ow);
+    flat_ = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
+    const Tiling t = choose_tiling(*tab, obg_, flat_ ? g.oh * g.ow : g.ow);
     nob_ = t.nob;
     mr_ = t.mr;
     og_ = ceil_div(obg_, nob_);
+    if (flat_) {  // chunks of ~96 pixels, a multiple of the tile
+      row_len_ = std::min<int64_t>(g.oh * g.ow, mr_ * std::max<int64_t>(1, 96 / mr_));
+      tasks_per_og_ = ceil_div(g.oh * g.ow, row_len_);
+    } else {
+      row_len_ = g.ow;
+      tasks_per_og_ = g.oh;
+    }
     layout_ = make_input_layout(g, fmt_);
     for (int64_t kh = 0; kh < g.kh; ++kh)
       for (int64_t kw = 0; kw < g.kw; ++kw) tap_off_.push_back(layout_.tap_offset(kh * g.dh, kw * g.dw));
@@ -68,21 +76,24 @@ class DirectPlan final : public ConvPlan {
   void run(const void* x, void* y, const CoreSet& cores) const override {
     const ConvGeometry& g = spec_.g;
     uint8_t* xp = Workspace::local().slot<uint8_t>(kSlotInput, static_cast<size_t>(layout_.bytes));
-    const int64_t out_elem = out_elem_bytes();
-    const int64_t x_img = g.c * g.h * g.w * static_cast<int64_t>(dtype_size(spec_.x_dtype));
-    const int64_t y_img = g.oc * g.oh * g.ow * out_elem;
+    const int64_t xelem = static_cast<int64_t>(dtype_size(spec_.x_dtype));
+    const int64_t x_img = g.c * g.h * g.w * xelem;
+    const int64_t y_img = g.oc * g.oh * g.ow * out_elem_bytes();
     CorePool& pool = CorePool::instance();
     for (int64_t n = 0; n < g.n; ++n) {
+      const uint8_t* xn = static_cast<const uint8_t*>(x) + n * x_img;
+      uint8_t* yn = static_cast<uint8_t*>(y) + n * y_img;
       for (int64_t grp = 0; grp < g.group; ++grp) {
-        const uint8_t* xg = static_cast<const uint8_t*>(x) + n * x_img +
-                            grp * icg_ * g.h * g.w * static_cast<int64_t>(dtype_size(spec_.x_dtype));
         auto pack = [&](int, int64_t b, int64_t e) {
-          pack_input_rows(layout_, g, spec_.x_dtype, xg, icg_, pad_value_, b, e, xp);
+          if (spec_.nhwc)
+            pack_input_rows_nhwc(layout_, g, spec_.x_dtype, xn, grp * icg_, icg_, pad_value_, b, e, xp);
+          else
+            pack_input_rows(layout_, g, spec_.x_dtype, xn + grp * icg_ * g.h * g.w * xelem, icg_, pad_value_, b, e,
+                            xp);
         };
         pool.run(cores, layout_.c1 * layout_.hp, pack);
-        uint8_t* yg = static_cast<uint8_t*>(y) + n * y_img + grp * ocg_ * g.oh * g.ow * out_elem;
-        auto compute = [&](int, int64_t b, int64_t e) { compute_rows(grp, xp, yg, b, e); };
-        pool.run(cores, og_ * g.oh, compute);
+        auto compute = [&](int, int64_t b, int64_t e) { compute_tasks(grp, xp, yn, b, e); };
+        pool.run(cores, og_ * tasks_per_og_, compute);
       }
     }
   }
@@ -90,45 +101,62 @@ class DirectPlan final : public ConvPlan {
  private:
   int64_t out_elem_bytes() const { return static_cast<int64_t>(dtype_size(spec_.y_dtype)); }
 
-  // Computes the (og, oh) tasks [b, e) of group grp: each output row of NOB channel blocks is produced
-  // in the NPU's blocked layout in a small per-core buffer (L1-resident) and transposed straight into
-  // the NCHW output (yg: the group's first output channel).
-  void compute_rows(int64_t grp, const uint8_t* xp, uint8_t* yg, int64_t b, int64_t e) const {
+  // Task (og, t): output channel blocks [og*NOB, og*NOB + NOB) for output row t, or, in flat mode (1x1
+  // stride-1 unpadded: consecutive pixels are consecutive in the packed input across rows), for the
+  // pixel chunk t. The tile outputs land in the NPU's blocked layout in a small per-core buffer
+  // (L1-resident) and are then transposed into NCHW (or copied into NHWC) in the caller's output.
+  void compute_tasks(int64_t grp, const uint8_t* xp, uint8_t* y_img, int64_t b, int64_t e) const {
     const ConvGeometry& g = spec_.g;
-    const int64_t out_elem = out_elem_bytes();
+    const int64_t oe = out_elem_bytes();
+    const int64_t pixels = g.oh * g.ow;
     alignas(64) uint8_t acc[kMaxMr * kMaxNob * kC2 * 8];
-    uint8_t* rowbuf = Workspace::local().slot<uint8_t>(kSlotTile, static_cast<size_t>(nob_ * g.ow * kC2 * out_elem));
+    uint8_t* rowbuf = Workspace::local().slot<uint8_t>(kSlotTile, static_cast<size_t>(nob_ * row_len_ * kC2 * oe));
     MacArgs a;
     a.tap_off = tap_off_.data();
     a.ntaps = static_cast<int>(tap_off_.size());
     a.nc1 = static_cast<int>(c1_);
     a.c1_stride = layout_.c1_stride;
     EpiArgs ea = epi_args_;
-    const int64_t plane = g.oh * g.ow * out_elem;
     for (int64_t task = b; task < e; ++task) {
-      const int64_t og = task / g.oh, oh = task % g.oh;
+      const int64_t og = task / tasks_per_og_, t = task % tasks_per_og_;
+      int64_t p0, np;
+      const uint8_t* xbase;
+      if (flat_) {
+        p0 = t * row_len_;
+        np = std::min<int64_t>(row_len_, pixels - p0);
+        xbase = xp + p0 * kC2 * layout_.elem;
+      } else {
+        p0 = t * g.ow;
+        np = g.ow;
+        xbase = xp + t * g.sh * layout_.row_pitch;
+      }
       const int64_t ob0 = og * nob_;
       const int nob = static_cast<int>(std::min<int64_t>(nob_, obg_ - ob0));
       a.w = w_packed_.data<uint8_t>() + w_offset_[grp * og_ + og];
       ea.blocks = epi_.data<EpiBlock>() + grp * obg_ + ob0;
       ea.ch = ch_.data() + (grp * obg_ + ob0) * kC2;
       ea.valid_channels = static_cast<int>(std::min<int64_t>(nob * kC2, ocg_ - ob0 * kC2));
-      const uint8_t* xrow = xp + oh * g.sh * layout_.row_pitch;
-      for (int64_t ow0 = 0; ow0 < g.ow; ow0 += mr_) {
-        const int mr = static_cast<int>(std::min<int64_t>(mr_, g.ow - ow0));
-        a.x = xrow + ow0 * kC2 * layout_.elem;
-        a.blocks = ea.blocks;
+      a.blocks = ea.blocks;
+      a.nob = nob;
+      for (int64_t i = 0; i < np; i += mr_) {
+        const int mr = static_cast<int>(std::min<int64_t>(mr_, np - i));
+        a.x = xbase + i * kC2 * layout_.elem;
         a.mr = mr;
-        a.nob = nob;
         tab_->mac[nob - 1][mr - 1](a, acc);
-        tab_->epi(acc, mr, nob, ea, rowbuf + ow0 * kC2 * out_elem, g.ow * kC2 * out_elem);
+        tab_->epi(acc, mr, nob, ea, rowbuf + i * kC2 * oe, np * kC2 * oe);
       }
       for (int bb = 0; bb < nob; ++bb) {
-        void* dst[kC2];
-        const int64_t c0 = (ob0 + bb) * kC2;
-        const int64_t nch = std::min<int64_t>(kC2, ocg_ - c0);
-        for (int64_t c = 0; c < nch; ++c) dst[c] = yg + (c0 + c) * plane + oh * g.ow * out_elem;
-        unpack_block(rowbuf + bb * g.ow * kC2 * out_elem, g.ow, nch, dst, static_cast<int>(out_elem));
+        const int64_t c0 = grp * ocg_ + (ob0 + bb) * kC2;
+        const int64_t nch = std::min<int64_t>(kC2, ocg_ - (ob0 + bb) * kC2);
+        const uint8_t* src = rowbuf + bb * np * kC2 * oe;
+        if (spec_.nhwc) {
+          for (int64_t p = 0; p < np; ++p)
+            std::memcpy(y_img + ((p0 + p) * g.oc + c0) * oe, src + p * kC2 * oe, static_cast<size_t>(nch * oe));
+        } else {
+          void* dst[kC2];
+          for (int64_t c = 0; c < nch; ++c) dst[c] = y_img + ((c0 + c) * pixels + p0) * oe;
+          unpack_block(src, np, nch, dst, static_cast<int>(oe));
+        }
       }
     }
   }
@@ -308,6 +336,8 @@ class DirectPlan final : public ConvPlan {
   InputFormat fmt_;
   int64_t icg_ = 0, ocg_ = 0, c1_ = 0, obg_ = 0, og_ = 0;
   int nob_ = 1, mr_ = 1;
+  bool flat_ = false;
+  int64_t row_len_ = 0, tasks_per_og_ = 0;  // pixels per task and tasks per output-channel group
   InputLayout layout_;
   std::vector<int64_t> tap_off_;
   Buffer w_packed_;
@@ -342,6 +372,7 @@ class DirectKernel : public ConvKernel {
     }
     return false;
   }
+  bool supports_nhwc() const override { return true; }
   bool supports(const ConvSpec& s, std::string* why) const override {
     if (table() == nullptr) {
       *why = "not built for this ISA";

@@ -269,6 +269,67 @@ void pack_input_rows(const InputLayout& L, const ConvGeometry& g, DType xd, cons
 
 namespace {
 
+template <class Dst, class Src, class Conv>
+void pack_rows_nhwc_t(const InputLayout& L, const ConvGeometry& g, const Src* x, int64_t c_offset, int64_t icg,
+                      Dst pad, Conv conv, int64_t r_begin, int64_t r_end, Dst* xp) {
+  const int64_t cols = L.sw * L.wq;
+  for (int64_t r = r_begin; r < r_end; ++r) {
+    const int64_t c1 = r / L.hp, row = r % L.hp;
+    if (!L.row_needed[static_cast<size_t>(row)]) continue;
+    Dst* dst = xp + (c1 * L.hp + row) * cols * kC2;
+    const int64_t h = row - L.pt;
+    const int64_t nch = icg - c1 * kC2 < kC2 ? icg - c1 * kC2 : kC2;
+    for (int64_t ph = 0; ph < L.sw; ++ph) {
+      if (!L.phase_needed[static_cast<size_t>(ph)]) continue;
+      for (int64_t col = 0; col < L.wq; ++col) {
+        Dst* d = dst + (ph * L.wq + col) * kC2;
+        const int64_t w = col * L.sw + ph - L.pl;
+        if (h < 0 || h >= g.h || w < 0 || w >= g.w) {
+          for (int c = 0; c < kC2; ++c) d[c] = pad;
+          continue;
+        }
+        const Src* s = x + (h * g.w + w) * g.c + c_offset + c1 * kC2;
+        int64_t c = 0;
+        for (; c < nch; ++c) d[c] = conv(s[c]);
+        for (; c < kC2; ++c) d[c] = pad;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void pack_input_rows_nhwc(const InputLayout& L, const ConvGeometry& g, DType xd, const void* x, int64_t c_offset,
+                          int64_t icg, int32_t pad, int64_t r_begin, int64_t r_end, void* xp) {
+  if (L.elem == 1) {
+    const uint8_t p = static_cast<uint8_t>(pad);
+    if (xd == DType::kUInt8)
+      pack_rows_nhwc_t<uint8_t>(L, g, static_cast<const uint8_t*>(x), c_offset, icg, p, [](uint8_t v) { return v; },
+                                r_begin, r_end, static_cast<uint8_t*>(xp));
+    else
+      pack_rows_nhwc_t<uint8_t>(L, g, static_cast<const int8_t*>(x), c_offset, icg, p,
+                                [](int8_t v) { return static_cast<uint8_t>(static_cast<uint8_t>(v) ^ 0x80u); },
+                                r_begin, r_end, static_cast<uint8_t*>(xp));
+  } else if (L.elem == 2) {
+    const int16_t p = static_cast<int16_t>(pad);
+    auto id = [](auto v) { return static_cast<int16_t>(v); };
+    if (xd == DType::kUInt8)
+      pack_rows_nhwc_t<int16_t>(L, g, static_cast<const uint8_t*>(x), c_offset, icg, p, id, r_begin, r_end,
+                                static_cast<int16_t*>(xp));
+    else if (xd == DType::kInt16)
+      pack_rows_nhwc_t<int16_t>(L, g, static_cast<const int16_t*>(x), c_offset, icg, p, id, r_begin, r_end,
+                                static_cast<int16_t*>(xp));
+    else
+      pack_rows_nhwc_t<int16_t>(L, g, static_cast<const int8_t*>(x), c_offset, icg, p, id, r_begin, r_end,
+                                static_cast<int16_t*>(xp));
+  } else {
+    pack_rows_nhwc_t<float>(L, g, static_cast<const uint16_t*>(x), c_offset, icg, 0.0f,
+                            [](uint16_t v) { return fp16_to_fp32(v); }, r_begin, r_end, static_cast<float*>(xp));
+  }
+}
+
+namespace {
+
 // Blocked [pixels][16] -> 16 channel planes, 16 / 8 / 4 pixels per block transpose.
 template <class T>
 void unpack_block(const T* src, int64_t pixels, int64_t nch, T* const* dst) {

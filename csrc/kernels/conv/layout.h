@@ -29,6 +29,10 @@ InputLayout make_input_layout(const ConvGeometry& g, InputFormat f);
 void pack_input_rows(const InputLayout& L, const ConvGeometry& g, DType x_dtype, const void* xg, int64_t icg,
                      int32_t pad, int64_t r_begin, int64_t r_end, void* xp);
 
+// The same for a channels-last image (x_img: one NHWC image; the group's channels start at c_offset).
+void pack_input_rows_nhwc(const InputLayout& L, const ConvGeometry& g, DType x_dtype, const void* x_img,
+                          int64_t c_offset, int64_t icg, int32_t pad, int64_t r_begin, int64_t r_end, void* xp);
+
 // One block of 16 channels: src [pixels][16] (elem bytes each) -> dst[c][0..pixels) for c < nch.
 void unpack_block(const void* src, int64_t pixels, int64_t nch, void* const* dst, int elem);
 
