@@ -45,14 +45,43 @@ Tiling choose_tiling(const UkernelTable& t, int64_t obg, int64_t ow) {
 
 class DirectPlan final : public ConvPlan {
  public:
-  DirectPlan(const ConvSpec& spec, const ConvData& data, MacType mac, const UkernelTable* tab)
+  DirectPlan(const ConvSpec& spec, const ConvData& data_in, MacType mac, const UkernelTable* tab)
       : spec_(spec), mac_(mac), tab_(tab), fmt_(input_format(mac)) {
-    const ConvGeometry& g = spec.g;
+    // Tap folding: with few input channels per group most of a 16-lane channel block would be idle, so
+    // an im2col pass folds the taps into the channel axis, (kh, kw, ic) in that order (the FP16
+    // reduction order), and the convolution runs as a 1x1 stride-1 one over the output pixels.
+    const ConvGeometry& g0 = spec.g;
+    const int64_t kf = g0.kh * g0.kw * g0.icg();
+    const double util_normal = static_cast<double>(g0.icg()) / static_cast<double>(ceil_div(g0.icg(), kC2) * kC2);
+    const double util_fold = static_cast<double>(kf) / static_cast<double>(ceil_div(kf, kC2) * kC2);
+    fold_ = g0.kh * g0.kw > 1 && g0.icg() < kC2 && util_fold >= 1.3 * util_normal && kf <= 1024;
+    ConvData data = data_in;
+    std::vector<uint8_t> wfold;
+    cg_ = g0;
+    if (fold_) {
+      cg_.c = kf * g0.group;
+      cg_.h = g0.oh;
+      cg_.w = g0.ow;
+      cg_.kh = cg_.kw = cg_.sh = cg_.sw = cg_.dh = cg_.dw = 1;
+      cg_.pt = cg_.pl = cg_.pb = cg_.pr = 0;
+      const size_t es = dtype_size(spec.w_dtype);
+      const int64_t icg = g0.icg(), taps = g0.kh * g0.kw;
+      wfold.resize(static_cast<size_t>(g0.oc * kf) * es);
+      for (int64_t oc = 0; oc < g0.oc; ++oc)
+        for (int64_t ic = 0; ic < icg; ++ic)
+          for (int64_t t = 0; t < taps; ++t)
+            std::memcpy(&wfold[static_cast<size_t>(oc * kf + t * icg + ic) * es],
+                        static_cast<const uint8_t*>(data_in.w) + static_cast<size_t>((oc * icg + ic) * taps + t) * es,
+                        es);
+      data.w = wfold.data();
+    }
+    const ConvGeometry& g = cg_;
     icg_ = g.icg();
     ocg_ = g.ocg();
     c1_ = ceil_div(icg_, kC2);
     obg_ = ceil_div(ocg_, kC2);
     flat_ = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
+    icg_in_ = g0.icg();
     const Tiling t = choose_tiling(*tab, obg_, flat_ ? g.oh * g.ow : g.ow);
     nob_ = t.nob;
     mr_ = t.mr;
@@ -74,7 +103,7 @@ class DirectPlan final : public ConvPlan {
   size_t packed_bytes() const override { return w_packed_.size() + epi_.size(); }
 
   void run(const void* x, void* y, const CoreSet& cores) const override {
-    const ConvGeometry& g = spec_.g;
+    const ConvGeometry& g = spec_.g;  // the caller's tensors; cg_ is the geometry computed
     uint8_t* xp = Workspace::local().slot<uint8_t>(kSlotInput, static_cast<size_t>(layout_.bytes));
     const int64_t xelem = static_cast<int64_t>(dtype_size(spec_.x_dtype));
     const int64_t x_img = g.c * g.h * g.w * xelem;
@@ -84,12 +113,27 @@ class DirectPlan final : public ConvPlan {
       const uint8_t* xn = static_cast<const uint8_t*>(x) + n * x_img;
       uint8_t* yn = static_cast<uint8_t*>(y) + n * y_img;
       for (int64_t grp = 0; grp < g.group; ++grp) {
+        if (fold_) {
+          uint8_t* xa = Workspace::local().slot<uint8_t>(
+              kSlotMisc, static_cast<size_t>((g.h + g.pt + g.pb) * (g.w + g.pl + g.pr) * icg_in_ * layout_.elem));
+          auto hwc = [&](int, int64_t b, int64_t e) {
+            pack_padded_hwc(g, spec_.x_dtype, spec_.nhwc, xn, grp * icg_in_, icg_in_, fmt_, pad_value_, b, e, xa);
+          };
+          pool.run(cores, g.h + g.pt + g.pb, hwc);
+          auto im2col = [&](int, int64_t b, int64_t e) {
+            im2col_from_hwc(g, icg_in_, layout_.c1, fmt_, pad_value_, xa, b, e, xp);
+          };
+          pool.run(cores, g.oh * g.ow, im2col);
+          auto compute = [&](int, int64_t b, int64_t e) { compute_tasks(grp, xp, yn, b, e); };
+          pool.run(cores, og_ * tasks_per_og_, compute);
+          continue;
+        }
         auto pack = [&](int, int64_t b, int64_t e) {
           if (spec_.nhwc)
             pack_input_rows_nhwc(layout_, g, spec_.x_dtype, xn, grp * icg_, icg_, pad_value_, b, e, xp);
           else
             pack_input_rows(layout_, g, spec_.x_dtype, xn + grp * icg_ * g.h * g.w * xelem, icg_, pad_value_, b, e,
-                            xp);
+                            xp);  // not folded: cg_ == spec_.g
         };
         pool.run(cores, layout_.c1 * layout_.hp, pack);
         auto compute = [&](int, int64_t b, int64_t e) { compute_tasks(grp, xp, yn, b, e); };
@@ -106,7 +150,7 @@ class DirectPlan final : public ConvPlan {
   // pixel chunk t. The tile outputs land in the NPU's blocked layout in a small per-core buffer
   // (L1-resident) and are then transposed into NCHW (or copied into NHWC) in the caller's output.
   void compute_tasks(int64_t grp, const uint8_t* xp, uint8_t* y_img, int64_t b, int64_t e) const {
-    const ConvGeometry& g = spec_.g;
+    const ConvGeometry& g = cg_;
     const int64_t oe = out_elem_bytes();
     const int64_t pixels = g.oh * g.ow;
     alignas(64) uint8_t acc[kMaxMr * kMaxNob * kC2 * 8];
@@ -164,7 +208,7 @@ class DirectPlan final : public ConvPlan {
   // Packs OIHW weights of every group into the micro-kernel order (direct.h) and computes the
   // per-channel weight sums used for the zero-point correction.
   void pack_weights(const ConvData& d) {
-    const ConvGeometry& g = spec_.g;
+    const ConvGeometry& g = cg_;
     const int64_t ntaps = g.kh * g.kw;
     const int64_t welem = mac_ == MacType::kU8S8_I32 ? 1 : mac_ == MacType::kF32 ? 4 : 2;
     const int64_t per_og_full = ntaps * c1_ * kC2 * nob_ * kC2 * welem;
@@ -234,7 +278,7 @@ class DirectPlan final : public ConvPlan {
   }
 
   void build_epilogue(const ConvData& d) {
-    const ConvGeometry& g = spec_.g;
+    const ConvGeometry& g = cg_;
     // value of padded input elements in the packed format, and the zero point the sums correct for
     int64_t zp_in = d.x_zp;
     if (fmt_ == InputFormat::kU8) {
@@ -337,6 +381,9 @@ class DirectPlan final : public ConvPlan {
   int64_t icg_ = 0, ocg_ = 0, c1_ = 0, obg_ = 0, og_ = 0;
   int nob_ = 1, mr_ = 1;
   bool flat_ = false;
+  bool fold_ = false;      // taps folded into channels by im2col (see the constructor)
+  ConvGeometry cg_;        // geometry the MAC array computes (the folded one when fold_)
+  int64_t icg_in_ = 0;     // input channels per group of the caller's tensor
   int64_t row_len_ = 0, tasks_per_og_ = 0;  // pixels per task and tasks per output-channel group
   InputLayout layout_;
   std::vector<int64_t> tap_off_;

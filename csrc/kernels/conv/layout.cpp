@@ -330,6 +330,103 @@ void pack_input_rows_nhwc(const InputLayout& L, const ConvGeometry& g, DType xd,
 
 namespace {
 
+template <class Dst, class Src, class Conv>
+void padded_hwc_t(const ConvGeometry& g, bool nhwc, const Src* x, int64_t c_offset, int64_t icg, Dst pad, Conv conv,
+                  int64_t r_begin, int64_t r_end, Dst* xa) {
+  const int64_t wp = g.w + g.pl + g.pr;
+  for (int64_t row = r_begin; row < r_end; ++row) {
+    Dst* d = xa + row * wp * icg;
+    const int64_t h = row - g.pt;
+    if (h < 0 || h >= g.h) {
+      for (int64_t i = 0; i < wp * icg; ++i) d[i] = pad;
+      continue;
+    }
+    for (int64_t i = 0; i < g.pl * icg; ++i) d[i] = pad;
+    for (int64_t i = (g.pl + g.w) * icg; i < wp * icg; ++i) d[i] = pad;
+    Dst* dm = d + g.pl * icg;
+    if (nhwc) {
+      for (int64_t w = 0; w < g.w; ++w)
+        for (int64_t ic = 0; ic < icg; ++ic) dm[w * icg + ic] = conv(x[(h * g.w + w) * g.c + c_offset + ic]);
+    } else {
+      for (int64_t ic = 0; ic < icg; ++ic) {
+        const Src* src = x + ((c_offset + ic) * g.h + h) * g.w;
+        for (int64_t w = 0; w < g.w; ++w) dm[w * icg + ic] = conv(src[w]);
+      }
+    }
+  }
+}
+
+template <class Dst>
+void im2col_hwc_t(const ConvGeometry& g, int64_t icg, int64_t c1, Dst pad, const Dst* xa, int64_t p_begin,
+                  int64_t p_end, Dst* xp) {
+  const int64_t pixels = g.oh * g.ow, wp = g.w + g.pl + g.pr, kf = g.kh * g.kw * icg;
+  const int64_t span = g.kw * icg;  // one kernel row's taps, contiguous when dw == 1
+  Dst v[1024 + kC2];
+  for (int64_t k = kf; k < c1 * kC2; ++k) v[k] = pad;
+  int64_t oh = p_begin / g.ow, ow = p_begin % g.ow;
+  for (int64_t p = p_begin; p < p_end; ++p) {
+    for (int64_t kh = 0; kh < g.kh; ++kh) {
+      const Dst* row = xa + ((oh * g.sh + kh * g.dh) * wp + ow * g.sw) * icg;
+      if (g.dw == 1) {
+        std::memcpy(v + kh * span, row, static_cast<size_t>(span) * sizeof(Dst));
+      } else {
+        for (int64_t kw = 0; kw < g.kw; ++kw)
+          std::memcpy(v + kh * span + kw * icg, row + kw * g.dw * icg, static_cast<size_t>(icg) * sizeof(Dst));
+      }
+    }
+    for (int64_t c = 0; c < c1; ++c) std::memcpy(xp + (c * pixels + p) * kC2, v + c * kC2, kC2 * sizeof(Dst));
+    if (++ow == g.ow) {
+      ow = 0;
+      ++oh;
+    }
+  }
+}
+
+}  // namespace
+
+void pack_padded_hwc(const ConvGeometry& g, DType xd, bool nhwc, const void* x, int64_t c_offset, int64_t icg,
+                     InputFormat f, int32_t pad, int64_t r_begin, int64_t r_end, void* xa) {
+  if (f == InputFormat::kU8) {
+    const uint8_t p = static_cast<uint8_t>(pad);
+    if (xd == DType::kUInt8)
+      padded_hwc_t<uint8_t>(g, nhwc, static_cast<const uint8_t*>(x), c_offset, icg, p, [](uint8_t v) { return v; },
+                            r_begin, r_end, static_cast<uint8_t*>(xa));
+    else
+      padded_hwc_t<uint8_t>(g, nhwc, static_cast<const int8_t*>(x), c_offset, icg, p,
+                            [](int8_t v) { return static_cast<uint8_t>(static_cast<uint8_t>(v) ^ 0x80u); }, r_begin,
+                            r_end, static_cast<uint8_t*>(xa));
+  } else if (f == InputFormat::kI16) {
+    const int16_t p = static_cast<int16_t>(pad);
+    auto id = [](auto v) { return static_cast<int16_t>(v); };
+    if (xd == DType::kUInt8)
+      padded_hwc_t<int16_t>(g, nhwc, static_cast<const uint8_t*>(x), c_offset, icg, p, id, r_begin, r_end,
+                            static_cast<int16_t*>(xa));
+    else if (xd == DType::kInt16)
+      padded_hwc_t<int16_t>(g, nhwc, static_cast<const int16_t*>(x), c_offset, icg, p, id, r_begin, r_end,
+                            static_cast<int16_t*>(xa));
+    else
+      padded_hwc_t<int16_t>(g, nhwc, static_cast<const int8_t*>(x), c_offset, icg, p, id, r_begin, r_end,
+                            static_cast<int16_t*>(xa));
+  } else {
+    padded_hwc_t<float>(g, nhwc, static_cast<const uint16_t*>(x), c_offset, icg, 0.0f,
+                        [](uint16_t v) { return fp16_to_fp32(v); }, r_begin, r_end, static_cast<float*>(xa));
+  }
+}
+
+void im2col_from_hwc(const ConvGeometry& g, int64_t icg, int64_t c1, InputFormat f, int32_t pad, const void* xa,
+                     int64_t p_begin, int64_t p_end, void* xp) {
+  if (f == InputFormat::kU8)
+    im2col_hwc_t(g, icg, c1, static_cast<uint8_t>(pad), static_cast<const uint8_t*>(xa), p_begin, p_end,
+                 static_cast<uint8_t*>(xp));
+  else if (f == InputFormat::kI16)
+    im2col_hwc_t(g, icg, c1, static_cast<int16_t>(pad), static_cast<const int16_t*>(xa), p_begin, p_end,
+                 static_cast<int16_t*>(xp));
+  else
+    im2col_hwc_t(g, icg, c1, 0.0f, static_cast<const float*>(xa), p_begin, p_end, static_cast<float*>(xp));
+}
+
+namespace {
+
 // Blocked [pixels][16] -> 16 channel planes, 16 / 8 / 4 pixels per block transpose.
 template <class T>
 void unpack_block(const T* src, int64_t pixels, int64_t nch, T* const* dst) {

@@ -33,6 +33,16 @@ void pack_input_rows(const InputLayout& L, const ConvGeometry& g, DType x_dtype,
 void pack_input_rows_nhwc(const InputLayout& L, const ConvGeometry& g, DType x_dtype, const void* x_img,
                           int64_t c_offset, int64_t icg, int32_t pad, int64_t r_begin, int64_t r_end, void* xp);
 
+// Tap folding (im2col), in two passes.
+// 1) rows [r_begin, r_end) of a padded channels-last copy of one group: xa[row][col][icg], row in
+//    [0, H + pt + pb), col in [0, W + pl + pr); padding gets `pad` (converted as format f).
+void pack_padded_hwc(const ConvGeometry& g, DType x_dtype, bool nhwc, const void* x_img, int64_t c_offset,
+                     int64_t icg, InputFormat f, int32_t pad, int64_t r_begin, int64_t r_end, void* xa);
+// 2) output pixels [p_begin, p_end) into xp[c1][pixel][16], channel k = (kh * KW + kw) * icg + ic (the
+//    FP16 reduction order); channels k >= KH * KW * icg get `pad`.
+void im2col_from_hwc(const ConvGeometry& g, int64_t icg, int64_t c1, InputFormat f, int32_t pad, const void* xa,
+                     int64_t p_begin, int64_t p_end, void* xp);
+
 // One block of 16 channels: src [pixels][16] (elem bytes each) -> dst[c][0..pixels) for c < nch.
 void unpack_block(const void* src, int64_t pixels, int64_t nch, void* const* dst, int elem);
 
