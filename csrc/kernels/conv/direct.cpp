@@ -89,9 +89,10 @@ class DirectPlan final : public ConvPlan {
     if (flat_) {  // chunks of ~96 pixels, a multiple of the tile
       row_len_ = std::min<int64_t>(g.oh * g.ow, mr_ * std::max<int64_t>(1, 96 / mr_));
       tasks_per_og_ = ceil_div(g.oh * g.ow, row_len_);
-    } else {
+    } else {  // short rows: several per task, so that unpacking transposes >= 16 pixels at a time
       row_len_ = g.ow;
-      tasks_per_og_ = g.oh;
+      rows_per_task_ = std::min<int64_t>(g.oh, std::max<int64_t>(1, ceil_div(16, g.ow)));
+      tasks_per_og_ = ceil_div(g.oh, rows_per_task_);
     }
     layout_ = make_input_layout(g, fmt_);
     for (int64_t kh = 0; kh < g.kh; ++kh)
@@ -128,14 +129,21 @@ class DirectPlan final : public ConvPlan {
           pool.run(cores, og_ * tasks_per_og_, compute);
           continue;
         }
-        auto pack = [&](int, int64_t b, int64_t e) {
-          if (spec_.nhwc)
-            pack_input_rows_nhwc(layout_, g, spec_.x_dtype, xn, grp * icg_, icg_, pad_value_, b, e, xp);
-          else
-            pack_input_rows(layout_, g, spec_.x_dtype, xn + grp * icg_ * g.h * g.w * xelem, icg_, pad_value_, b, e,
-                            xp);  // not folded: cg_ == spec_.g
-        };
-        pool.run(cores, layout_.c1 * layout_.hp, pack);
+        const uint8_t* xg = xn + grp * icg_ * g.h * g.w * xelem;  // NCHW (not folded: cg_ == spec_.g)
+        if (!spec_.nhwc && pack_by_planes(layout_, g)) {
+          auto pack = [&](int, int64_t b, int64_t e) {
+            pack_input_planes(layout_, g, spec_.x_dtype, xg, icg_, pad_value_, b, e, xp);
+          };
+          pool.run(cores, layout_.c1, pack);
+        } else {
+          auto pack = [&](int, int64_t b, int64_t e) {
+            if (spec_.nhwc)
+              pack_input_rows_nhwc(layout_, g, spec_.x_dtype, xn, grp * icg_, icg_, pad_value_, b, e, xp);
+            else
+              pack_input_rows(layout_, g, spec_.x_dtype, xg, icg_, pad_value_, b, e, xp);
+          };
+          pool.run(cores, layout_.c1 * layout_.hp, pack);
+        }
         auto compute = [&](int, int64_t b, int64_t e) { compute_tasks(grp, xp, yn, b, e); };
         pool.run(cores, og_ * tasks_per_og_, compute);
       }
@@ -154,7 +162,8 @@ class DirectPlan final : public ConvPlan {
     const int64_t oe = out_elem_bytes();
     const int64_t pixels = g.oh * g.ow;
     alignas(64) uint8_t acc[kMaxMr * kMaxNob * kC2 * 8];
-    uint8_t* rowbuf = Workspace::local().slot<uint8_t>(kSlotTile, static_cast<size_t>(nob_ * row_len_ * kC2 * oe));
+    uint8_t* rowbuf = Workspace::local().slot<uint8_t>(
+        kSlotTile, static_cast<size_t>(nob_ * row_len_ * rows_per_task_ * kC2 * oe));
     MacArgs a;
     a.tap_off = tap_off_.data();
     a.ntaps = static_cast<int>(tap_off_.size());
@@ -163,16 +172,22 @@ class DirectPlan final : public ConvPlan {
     EpiArgs ea = epi_args_;
     for (int64_t task = b; task < e; ++task) {
       const int64_t og = task / tasks_per_og_, t = task % tasks_per_og_;
-      int64_t p0, np;
+      // pixels [p0, p0 + np) of the output plane; rows of row_len_ pixels starting at xbase
+      int64_t p0, np, nrows, row_len;
       const uint8_t* xbase;
       if (flat_) {
         p0 = t * row_len_;
         np = std::min<int64_t>(row_len_, pixels - p0);
+        nrows = 1;
+        row_len = np;
         xbase = xp + p0 * kC2 * layout_.elem;
-      } else {
-        p0 = t * g.ow;
-        np = g.ow;
-        xbase = xp + t * g.sh * layout_.row_pitch;
+      } else {  // rows_per_task_ whole output rows (several when rows are short)
+        const int64_t r0 = t * rows_per_task_;
+        nrows = std::min<int64_t>(rows_per_task_, g.oh - r0);
+        p0 = r0 * g.ow;
+        np = nrows * g.ow;
+        row_len = g.ow;
+        xbase = xp + r0 * g.sh * layout_.row_pitch;
       }
       const int64_t ob0 = og * nob_;
       const int nob = static_cast<int>(std::min<int64_t>(nob_, obg_ - ob0));
@@ -182,12 +197,15 @@ class DirectPlan final : public ConvPlan {
       ea.valid_channels = static_cast<int>(std::min<int64_t>(nob * kC2, ocg_ - ob0 * kC2));
       a.blocks = ea.blocks;
       a.nob = nob;
-      for (int64_t i = 0; i < np; i += mr_) {
-        const int mr = static_cast<int>(std::min<int64_t>(mr_, np - i));
-        a.x = xbase + i * kC2 * layout_.elem;
-        a.mr = mr;
-        tab_->mac[nob - 1][mr - 1](a, acc);
-        tab_->epi(acc, mr, nob, ea, rowbuf + i * kC2 * oe, np * kC2 * oe);
+      for (int64_t r = 0; r < nrows; ++r) {
+        const uint8_t* xr = xbase + r * g.sh * layout_.row_pitch;
+        for (int64_t i = 0; i < row_len; i += mr_) {
+          const int mr = static_cast<int>(std::min<int64_t>(mr_, row_len - i));
+          a.x = xr + i * kC2 * layout_.elem;
+          a.mr = mr;
+          tab_->mac[nob - 1][mr - 1](a, acc);
+          tab_->epi(acc, mr, nob, ea, rowbuf + (r * row_len + i) * kC2 * oe, np * kC2 * oe);
+        }
       }
       for (int bb = 0; bb < nob; ++bb) {
         const int64_t c0 = grp * ocg_ + (ob0 + bb) * kC2;
@@ -278,100 +296,7 @@ class DirectPlan final : public ConvPlan {
   }
 
   void build_epilogue(const ConvData& d) {
-    const ConvGeometry& g = cg_;
-    // value of padded input elements in the packed format, and the zero point the sums correct for
-    int64_t zp_in = d.x_zp;
-    if (fmt_ == InputFormat::kU8) {
-      zp_in = spec_.x_dtype == DType::kUInt8 ? d.x_zp : d.x_zp + 128;
-      pad_value_ = static_cast<int32_t>(zp_in);
-    } else if (fmt_ == InputFormat::kI16) {
-      pad_value_ = d.x_zp;
-    } else {
-      pad_value_ = 0;
-    }
-    const int64_t nblk = g.group * obg_;
-    epi_ = Buffer(static_cast<size_t>(nblk) * sizeof(EpiBlock));
-    std::memset(epi_.data(), 0, epi_.size());
-    EpiBlock* blocks = epi_.data<EpiBlock>();
-    ch_.assign(static_cast<size_t>(nblk * kC2), RequantChannel{});
-    const bool leaky = spec_.requant && spec_.act.kind == ActKind::kLeakyRelu;
-    for (int64_t grp = 0; grp < g.group; ++grp) {
-      for (int64_t ob = 0; ob < obg_; ++ob) {
-        EpiBlock& eb = blocks[grp * obg_ + ob];
-        for (int lane = 0; lane < kC2; ++lane) {
-          const int64_t ocl = ob * kC2 + lane;
-          if (ocl >= ocg_) continue;
-          const int64_t oc = grp * ocg_ + ocl;
-          if (spec_.family == ConvFamily::kFp16) {
-            eb.bias_f[lane] = d.bias_f[oc];
-            continue;
-          }
-          const int64_t b = d.bias[oc] - zp_in * wsum_[oc];
-          eb.bias[lane] = static_cast<int32_t>(static_cast<uint32_t>(b));  // int32 wrap
-          eb.bias64[lane] = b;
-          if (!spec_.requant) continue;
-          const RequantChannel& rc = d.os.ch[oc];
-          ch_[(grp * obg_ + ob) * kC2 + lane] = rc;
-          eb.lo[lane] = rc.lo;
-          eb.hi[lane] = rc.hi;
-          (lane % 2 ? eb.lo_o : eb.lo_e)[lane / 2] = rc.lo;
-          (lane % 2 ? eb.hi_o : eb.hi_e)[lane / 2] = rc.hi;
-          eb.scale[lane] = rc.scale_pos;
-          eb.scale_neg[lane] = rc.scale_neg;
-          eb.flo[lane] = static_cast<float>(rc.lo);
-          eb.fhi[lane] = static_cast<float>(rc.hi);
-          fill_fixed(eb.pos, lane, rc.pos);
-          fill_fixed(eb.neg, lane, rc.neg);
-        }
-        eb.narrow = 1;
-        for (int i = 0; i < 8; ++i)
-          if (eb.pos.s_e[i] != 0 && eb.pos.s_e[i] < 31) eb.narrow = 0;
-        for (int i = 0; i < 8; ++i)
-          if ((eb.pos.s_o[i] != 0 && eb.pos.s_o[i] < 31) || (eb.neg.s_e[i] != 0 && eb.neg.s_e[i] < 31) ||
-              (eb.neg.s_o[i] != 0 && eb.neg.s_o[i] < 31))
-            eb.narrow = 0;
-      }
-    }
-    epi_args_.zp = spec_.requant ? d.os.zp : 0;
-    epi_args_.leaky = leaky;
-    epi_args_.out_elem = static_cast<int>(out_elem_bytes());
-    epi_args_.act = spec_.act;
-    epi_args_.rounding = spec_.requant ? d.os.rounding : Rounding::kFixedPoint;
-    epi_args_.acc64 = mac_ == MacType::kI16_I64;
-    epi_args_.unsigned_out = spec_.y_dtype == DType::kUInt8;
-    epi_args_.wrap32 = epi_args_.acc64 && spec_.family == ConvFamily::kInt8;
-    if (spec_.family == ConvFamily::kFp16)
-      epi_args_.kind = EpiKind::kFp16;
-    else if (!spec_.requant)
-      epi_args_.kind = spec_.family == ConvFamily::kInt16 ? EpiKind::kRaw64 : EpiKind::kRaw32;
-    else
-      epi_args_.kind = d.os.rounding == Rounding::kFixedPoint ? EpiKind::kFixed : EpiKind::kFloat;
-  }
-
-  // The SIMD form of RoundingDivideByPOT(SRDHM(acc * 2^left, m0), right) for int32 accumulators.
-  static void fill_fixed(FixedBlock& f, int lane, QuantizedMultiplier q) {
-    const int left = q.shift > 0 ? q.shift : 0;
-    const int right = q.shift > 0 ? 0 : -q.shift;
-    int64_t r = 0, k = 0, s = 0;
-    int32_t m0 = q.m0;
-    if (m0 == 0 || right >= 32) {  // every int32 accumulator rounds to 0 (see fixedpoint.h)
-      m0 = 0;
-    } else if (left > 0) {
-      r = int64_t{1} << (30 - left);
-      s = 31 - left;
-    } else if (right == 0) {
-      r = int64_t{1} << 30;
-      s = 31;
-    } else {
-      r = (int64_t{1} << 30) + (int64_t{1} << (30 + right));
-      k = int64_t{1} << 31;
-      s = 31 + right;
-    }
-    f.m0[lane] = m0;
-    if (lane % 2) f.m0_odd[lane - 1] = m0;
-    (lane % 2 ? f.r_o : f.r_e)[lane / 2] = r;
-    (lane % 2 ? f.k_o : f.k_e)[lane / 2] = k;
-    (lane % 2 ? f.s_o : f.s_e)[lane / 2] = s;
+    build_output_stage(spec_, d, mac_, cg_.group, ocg_, wsum_, &epi_, &ch_, &epi_args_, &pad_value_);
   }
 
   ConvSpec spec_;
@@ -385,6 +310,7 @@ class DirectPlan final : public ConvPlan {
   ConvGeometry cg_;        // geometry the MAC array computes (the folded one when fold_)
   int64_t icg_in_ = 0;     // input channels per group of the caller's tensor
   int64_t row_len_ = 0, tasks_per_og_ = 0;  // pixels per task and tasks per output-channel group
+  int64_t rows_per_task_ = 1;               // output rows per task (not flat)
   InputLayout layout_;
   std::vector<int64_t> tap_off_;
   Buffer w_packed_;
@@ -395,6 +321,111 @@ class DirectPlan final : public ConvPlan {
   EpiArgs epi_args_{};
   int32_t pad_value_ = 0;
 };
+
+
+// The fixed-point constants of one lane (see FixedBlock): exactly RoundingDivideByPOT(SRDHM(acc * 2^left,
+// m0), right) for int32 accumulators.
+void fill_fixed(FixedBlock& f, int lane, QuantizedMultiplier q) {
+  const int left = q.shift > 0 ? q.shift : 0;
+  const int right = q.shift > 0 ? 0 : -q.shift;
+  int64_t r = 0, k = 0, s = 0;
+  int32_t m0 = q.m0;
+  if (m0 == 0 || right >= 32) {  // every int32 accumulator rounds to 0 (see fixedpoint.h)
+    m0 = 0;
+  } else if (left > 0) {
+    r = int64_t{1} << (30 - left);
+    s = 31 - left;
+  } else if (right == 0) {
+    r = int64_t{1} << 30;
+    s = 31;
+  } else {
+    r = (int64_t{1} << 30) + (int64_t{1} << (30 + right));
+    k = int64_t{1} << 31;
+    s = 31 + right;
+  }
+  f.m0[lane] = m0;
+  if (lane % 2) f.m0_odd[lane - 1] = m0;
+  (lane % 2 ? f.r_o : f.r_e)[lane / 2] = r;
+  (lane % 2 ? f.k_o : f.k_e)[lane / 2] = k;
+  (lane % 2 ? f.s_o : f.s_e)[lane / 2] = s;
+}
+
+}  // namespace
+
+void build_output_stage(const ConvSpec& spec, const ConvData& d, MacType mac, int64_t groups, int64_t ocg,
+                        const std::vector<int64_t>& wsum, Buffer* epi, std::vector<RequantChannel>* ch,
+                        EpiArgs* args, int32_t* pad_value) {
+  const InputFormat fmt = input_format(mac);
+  const int64_t obg = ceil_div(ocg, kC2);
+  // value of padded input elements in the packed format, and the zero point the sums correct for
+  int64_t zp_in = d.x_zp;
+  if (fmt == InputFormat::kU8) {
+    zp_in = spec.x_dtype == DType::kUInt8 ? d.x_zp : d.x_zp + 128;
+    *pad_value = static_cast<int32_t>(zp_in);
+  } else if (fmt == InputFormat::kI16) {
+    *pad_value = d.x_zp;
+  } else {
+    *pad_value = 0;
+  }
+  const int64_t nblk = groups * obg;
+  *epi = Buffer(static_cast<size_t>(nblk) * sizeof(EpiBlock));
+  std::memset(epi->data(), 0, epi->size());
+  EpiBlock* blocks = epi->data<EpiBlock>();
+  ch->assign(static_cast<size_t>(nblk * kC2), RequantChannel{});
+  for (int64_t grp = 0; grp < groups; ++grp) {
+    for (int64_t ob = 0; ob < obg; ++ob) {
+      EpiBlock& eb = blocks[grp * obg + ob];
+      for (int lane = 0; lane < kC2; ++lane) {
+        const int64_t ocl = ob * kC2 + lane;
+        if (ocl >= ocg) continue;
+        const int64_t oc = grp * ocg + ocl;
+        if (spec.family == ConvFamily::kFp16) {
+          eb.bias_f[lane] = d.bias_f[oc];
+          continue;
+        }
+        const int64_t b = d.bias[oc] - zp_in * wsum[oc];
+        eb.bias[lane] = static_cast<int32_t>(static_cast<uint32_t>(b));  // int32 wrap
+        eb.bias64[lane] = b;
+        if (!spec.requant) continue;
+        const RequantChannel& rc = d.os.ch[oc];
+        (*ch)[(grp * obg + ob) * kC2 + lane] = rc;
+        eb.lo[lane] = rc.lo;
+        eb.hi[lane] = rc.hi;
+        (lane % 2 ? eb.lo_o : eb.lo_e)[lane / 2] = rc.lo;
+        (lane % 2 ? eb.hi_o : eb.hi_e)[lane / 2] = rc.hi;
+        eb.scale[lane] = rc.scale_pos;
+        eb.scale_neg[lane] = rc.scale_neg;
+        eb.flo[lane] = static_cast<float>(rc.lo);
+        eb.fhi[lane] = static_cast<float>(rc.hi);
+        fill_fixed(eb.pos, lane, rc.pos);
+        fill_fixed(eb.neg, lane, rc.neg);
+      }
+      eb.narrow = 1;
+      for (int i = 0; i < 8; ++i)
+        if ((eb.pos.s_e[i] != 0 && eb.pos.s_e[i] < 31) || (eb.pos.s_o[i] != 0 && eb.pos.s_o[i] < 31) ||
+            (eb.neg.s_e[i] != 0 && eb.neg.s_e[i] < 31) || (eb.neg.s_o[i] != 0 && eb.neg.s_o[i] < 31))
+          eb.narrow = 0;
+    }
+  }
+  EpiArgs& ea = *args;
+  ea = EpiArgs{};
+  ea.zp = spec.requant ? d.os.zp : 0;
+  ea.leaky = spec.requant && spec.act.kind == ActKind::kLeakyRelu;
+  ea.out_elem = static_cast<int>(dtype_size(spec.y_dtype));
+  ea.act = spec.act;
+  ea.rounding = spec.requant ? d.os.rounding : Rounding::kFixedPoint;
+  ea.acc64 = mac == MacType::kI16_I64;
+  ea.unsigned_out = spec.y_dtype == DType::kUInt8;
+  ea.wrap32 = ea.acc64 && spec.family == ConvFamily::kInt8;
+  if (spec.family == ConvFamily::kFp16)
+    ea.kind = EpiKind::kFp16;
+  else if (!spec.requant)
+    ea.kind = spec.family == ConvFamily::kInt16 ? EpiKind::kRaw64 : EpiKind::kRaw32;
+  else
+    ea.kind = d.os.rounding == Rounding::kFixedPoint ? EpiKind::kFixed : EpiKind::kFloat;
+}
+
+namespace {
 
 // ---------------------------------------------------------------------------------------------------
 // Registered kernels

@@ -24,6 +24,9 @@
 #pragma once
 #include <cstdint>
 
+#include <vector>
+
+#include "core/memory.h"
 #include "kernels/conv/conv.h"
 
 namespace npuemu {
@@ -107,6 +110,13 @@ struct EpiArgs {
   bool wrap32;             // int64 tile of the int8 family: wrap to int32 before the output stage
 };
 
+// Builds the output-stage constants of `groups` groups of `ocg` output channels (blocks of 16 per
+// group), folding bias - zp_input * wsum[oc] into the accumulator bias; also returns the value padded
+// input elements take in the packed input format of `mac`.
+void build_output_stage(const ConvSpec& spec, const ConvData& d, MacType mac, int64_t groups, int64_t ocg,
+                        const std::vector<int64_t>& wsum, Buffer* epi, std::vector<RequantChannel>* ch,
+                        EpiArgs* args, int32_t* pad_value);
+
 // The portable output stage (scalar definitions); SIMD tables use it for int64 tiles.
 void epi_portable(const void* acc, int mr, int nob, const EpiArgs& e, void* y, int64_t y_ob_stride);
 
@@ -121,6 +131,27 @@ struct UkernelTable {
   int mr_max[kMaxNob] = {};  // largest MR instantiated per NOB
   EpiFn epi = nullptr;
 };
+
+// Depthwise (group == input channels == output channels): the 16 lanes are 16 channels, each with its
+// own weights; a tile is MR consecutive output pixels of one channel block. Packed weights per block:
+// [tap][16] int32 holding the int8 weight in the low int16 half (U8 inputs: vpmaddwd with the zero-
+// extended input gives x * w exactly) or float (F32 inputs: FMA chain in tap order from the bias).
+struct DwArgs {
+  const void* x;           // packed input of the block at the tile's first output pixel (tap 0)
+  const int64_t* tap_off;  // byte offsets of the taps
+  int ntaps;
+  const void* w;           // this block's packed weights
+  const EpiBlock* block;   // fp16: accumulators start at bias_f
+  int mr;
+};
+using DwFn = void (*)(const DwArgs& a, void* acc);  // acc: [mr][16]
+struct DwTable {
+  DwFn dw[kMaxMr] = {};
+  int mr_max = 0;
+  EpiFn epi = nullptr;
+};
+const DwTable* dw_ukernels_scalar(MacType m);
+const DwTable* dw_ukernels_avx512(MacType m);
 
 // Micro-kernel tables per (ISA, MAC type); nullptr when that ISA has none for the type.
 const UkernelTable* ukernels_scalar(MacType m);

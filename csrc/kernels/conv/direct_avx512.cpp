@@ -362,7 +362,61 @@ UkernelTable make_f32() {
   return t;
 }
 
+// Depthwise: 16 channels per zmm, MR pixels per tile.
+template <int MR>
+NPUEMU_TARGET_AVX512 void dw_u8(const DwArgs& a, void* accv) {
+  __m512i acc[MR];
+  NPUEMU_UNROLL for (int p = 0; p < MR; ++p) acc[p] = _mm512_setzero_si512();
+  const int32_t* w = static_cast<const int32_t*>(a.w);
+  for (int t = 0; t < a.ntaps; ++t) {
+    const uint8_t* xt = static_cast<const uint8_t*>(a.x) + a.tap_off[t];
+    const __m512i wv = _mm512_load_si512(w + t * 16);  // (w, 0) int16 pairs
+    NPUEMU_UNROLL for (int p = 0; p < MR; ++p) {
+      const __m512i xv = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xt + p * 16)));
+      acc[p] = _mm512_add_epi32(acc[p], _mm512_madd_epi16(xv, wv));  // x * w + 0 * 0, exact
+    }
+  }
+  NPUEMU_UNROLL for (int p = 0; p < MR; ++p) _mm512_store_si512(static_cast<int32_t*>(accv) + p * 16, acc[p]);
+}
+
+template <int MR>
+NPUEMU_TARGET_AVX512 void dw_f32(const DwArgs& a, void* accv) {
+  __m512 acc[MR];
+  const __m512 bias = _mm512_load_ps(a.block->bias_f);
+  NPUEMU_UNROLL for (int p = 0; p < MR; ++p) acc[p] = bias;
+  const float* w = static_cast<const float*>(a.w);
+  for (int t = 0; t < a.ntaps; ++t) {
+    const float* xt = reinterpret_cast<const float*>(static_cast<const uint8_t*>(a.x) + a.tap_off[t]);
+    const __m512 wv = _mm512_load_ps(w + t * 16);
+    NPUEMU_UNROLL for (int p = 0; p < MR; ++p) acc[p] = _mm512_fmadd_ps(_mm512_loadu_ps(xt + p * 16), wv, acc[p]);
+  }
+  NPUEMU_UNROLL for (int p = 0; p < MR; ++p) _mm512_store_ps(static_cast<float*>(accv) + p * 16, acc[p]);
+}
+
+template <int... I>
+DwTable make_dw_u8(std::integer_sequence<int, I...>) {
+  DwTable t;
+  ((t.dw[I] = &dw_u8<I + 1>), ...);
+  t.mr_max = static_cast<int>(sizeof...(I));
+  t.epi = &epi_any_i32;
+  return t;
+}
+template <int... I>
+DwTable make_dw_f32(std::integer_sequence<int, I...>) {
+  DwTable t;
+  ((t.dw[I] = &dw_f32<I + 1>), ...);
+  t.mr_max = static_cast<int>(sizeof...(I));
+  t.epi = &epi_f32;
+  return t;
+}
+
 }  // namespace
+
+const DwTable* dw_ukernels_avx512(MacType m) {
+  static const DwTable u8 = make_dw_u8(std::make_integer_sequence<int, 16>{});
+  static const DwTable f32 = make_dw_f32(std::make_integer_sequence<int, 16>{});
+  return m == MacType::kU8S8_I32 ? &u8 : m == MacType::kF32 ? &f32 : nullptr;
+}
 
 const UkernelTable* ukernels_avx512(MacType m) {
   static const UkernelTable u8 = make_u8();
@@ -378,6 +432,7 @@ const UkernelTable* ukernels_avx512(MacType m) {
 
 #else
 const UkernelTable* ukernels_avx512(MacType) { return nullptr; }
+const DwTable* dw_ukernels_avx512(MacType) { return nullptr; }
 #endif
 
 const UkernelTable* ukernels_avx2(MacType) { return nullptr; }  // AVX2 kernels: direct_avx2.cpp (to come)

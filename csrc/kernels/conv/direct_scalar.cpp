@@ -155,3 +155,50 @@ const UkernelTable* ukernels_scalar(MacType m) {
 
 }  // namespace direct
 }  // namespace npuemu
+
+namespace npuemu {
+namespace direct {
+namespace {
+
+void dw_u8(const DwArgs& a, void* accv) {
+  uint32_t* acc = static_cast<uint32_t*>(accv);
+  std::memset(acc, 0, sizeof(uint32_t) * static_cast<size_t>(a.mr * kC2));
+  const int32_t* w = static_cast<const int32_t*>(a.w);
+  for (int t = 0; t < a.ntaps; ++t) {
+    const uint8_t* xt = static_cast<const uint8_t*>(a.x) + a.tap_off[t];
+    const int32_t* wt = w + t * kC2;
+    for (int p = 0; p < a.mr; ++p)
+      for (int l = 0; l < kC2; ++l)
+        acc[p * kC2 + l] += static_cast<uint32_t>(xt[p * kC2 + l] * static_cast<int16_t>(wt[l] & 0xFFFF));
+  }
+}
+
+void dw_f32(const DwArgs& a, void* accv) {
+  float* acc = static_cast<float*>(accv);
+  for (int p = 0; p < a.mr; ++p)
+    for (int l = 0; l < kC2; ++l) acc[p * kC2 + l] = a.block->bias_f[l];
+  const float* w = static_cast<const float*>(a.w);
+  for (int t = 0; t < a.ntaps; ++t) {
+    const float* xt = reinterpret_cast<const float*>(static_cast<const uint8_t*>(a.x) + a.tap_off[t]);
+    for (int p = 0; p < a.mr; ++p)
+      for (int l = 0; l < kC2; ++l) acc[p * kC2 + l] = std::fmaf(xt[p * kC2 + l], w[t * kC2 + l], acc[p * kC2 + l]);
+  }
+}
+
+DwTable make_dw(DwFn fn) {
+  DwTable t;
+  for (int mr = 1; mr <= 8; ++mr) t.dw[mr - 1] = fn;
+  t.mr_max = 8;
+  t.epi = epi_portable;
+  return t;
+}
+
+}  // namespace
+
+const DwTable* dw_ukernels_scalar(MacType m) {
+  static const DwTable u8 = make_dw(dw_u8), f32 = make_dw(dw_f32);
+  return m == MacType::kU8S8_I32 ? &u8 : m == MacType::kF32 ? &f32 : nullptr;
+}
+
+}  // namespace direct
+}  // namespace npuemu

@@ -199,8 +199,16 @@ template <>
 void convert_gather<float>(DType, const void* src, int64_t sw, int64_t n, float* out) {
   const uint16_t* s = static_cast<const uint16_t*>(src);
 #if NPUEMU_X86
-  if (sw == 1 && active_isa() >= Isa::kAvx2) {  // F16C's vcvtph2ps is exact, like fp16_to_fp32
-    fp16_to_f32_f16c(s, n, out);
+  if (active_isa() >= Isa::kAvx2) {  // F16C's vcvtph2ps is exact, like fp16_to_fp32
+    if (sw == 1) {
+      fp16_to_f32_f16c(s, n, out);
+    } else {
+      thread_local Buffer gathered;
+      gathered.reserve(static_cast<size_t>(n) * sizeof(uint16_t));
+      uint16_t* t = gathered.data<uint16_t>();
+      for (int64_t i = 0; i < n; ++i) t[i] = s[i * sw];
+      fp16_to_f32_f16c(t, n, out);
+    }
     return;
   }
 #endif
@@ -255,7 +263,58 @@ void pack_rows_t(const InputLayout& L, const ConvGeometry& g, DType xd, const vo
   }
 }
 
+// Plane mode (stride 1, short rows): the 16 channels of a block are transposed over the whole plane at
+// once, which keeps the vector transposes busy when a row alone has fewer than 16 pixels.
+template <class Dst>
+void pack_planes_t(const InputLayout& L, const ConvGeometry& g, DType xd, const void* xg, int64_t icg, Dst pad,
+                   int64_t c1_begin, int64_t c1_end, Dst* xp) {
+  const int64_t plane = g.h * g.w, xelem = static_cast<int64_t>(dtype_size(xd)), cols = L.wq;
+  thread_local Buffer conv_buf, inter_buf;
+  conv_buf.reserve(static_cast<size_t>(kC2 * (plane + 16)) * sizeof(Dst));
+  inter_buf.reserve(static_cast<size_t>(kC2 * plane) * sizeof(Dst));
+  Dst* conv = conv_buf.data<Dst>();
+  Dst* inter = inter_buf.data<Dst>();
+  for (int64_t c1 = c1_begin; c1 < c1_end; ++c1) {
+    RowSrc<Dst> src;
+    for (int c2 = 0; c2 < kC2; ++c2) {
+      const int64_t c = c1 * kC2 + c2;
+      if (c >= icg) {
+        src.ch[c2] = nullptr;
+        continue;
+      }
+      Dst* t = conv + c2 * (plane + 16);
+      convert_gather<Dst>(xd, static_cast<const uint8_t*>(xg) + c * plane * xelem, 1, plane, t);
+      src.ch[c2] = t;
+    }
+    interleave16(src, plane, pad, inter);
+    for (int64_t row = 0; row < L.hp; ++row) {
+      if (!L.row_needed[static_cast<size_t>(row)]) continue;
+      Dst* dst = xp + (c1 * L.hp + row) * cols * kC2;
+      const int64_t h = row - L.pt;
+      if (h < 0 || h >= g.h) {
+        fill(dst, cols * kC2, pad);
+        continue;
+      }
+      fill(dst, L.pl * kC2, pad);
+      std::memcpy(dst + L.pl * kC2, inter + h * g.w * kC2, static_cast<size_t>(g.w * kC2) * sizeof(Dst));
+      fill(dst + (L.pl + g.w) * kC2, (cols - L.pl - g.w) * kC2, pad);
+    }
+  }
+}
+
 }  // namespace
+
+bool pack_by_planes(const InputLayout& L, const ConvGeometry& g) { return L.sw == 1 && g.w < 32; }
+
+void pack_input_planes(const InputLayout& L, const ConvGeometry& g, DType xd, const void* xg, int64_t icg, int32_t pad,
+                       int64_t c1_begin, int64_t c1_end, void* xp) {
+  if (L.elem == 1)
+    pack_planes_t<uint8_t>(L, g, xd, xg, icg, static_cast<uint8_t>(pad), c1_begin, c1_end, static_cast<uint8_t*>(xp));
+  else if (L.elem == 2)
+    pack_planes_t<int16_t>(L, g, xd, xg, icg, static_cast<int16_t>(pad), c1_begin, c1_end, static_cast<int16_t*>(xp));
+  else
+    pack_planes_t<float>(L, g, xd, xg, icg, 0.0f, c1_begin, c1_end, static_cast<float*>(xp));
+}
 
 void pack_input_rows(const InputLayout& L, const ConvGeometry& g, DType xd, const void* xg, int64_t icg, int32_t pad,
                      int64_t r_begin, int64_t r_end, void* xp) {

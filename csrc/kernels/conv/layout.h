@@ -29,6 +29,11 @@ InputLayout make_input_layout(const ConvGeometry& g, InputFormat f);
 void pack_input_rows(const InputLayout& L, const ConvGeometry& g, DType x_dtype, const void* xg, int64_t icg,
                      int32_t pad, int64_t r_begin, int64_t r_end, void* xp);
 
+// Short rows (stride 1): pack whole channel blocks [c1_begin, c1_end) at once instead (same result).
+bool pack_by_planes(const InputLayout& L, const ConvGeometry& g);
+void pack_input_planes(const InputLayout& L, const ConvGeometry& g, DType x_dtype, const void* xg, int64_t icg,
+                       int32_t pad, int64_t c1_begin, int64_t c1_end, void* xp);
+
 // The same for a channels-last image (x_img: one NHWC image; the group's channels start at c_offset).
 void pack_input_rows_nhwc(const InputLayout& L, const ConvGeometry& g, DType x_dtype, const void* x_img,
                           int64_t c_offset, int64_t icg, int32_t pad, int64_t r_begin, int64_t r_end, void* xp);
