@@ -11,6 +11,7 @@
 #include "quant/fp16.h"
 
 namespace npuemu {
+double measure_peak_gmacs(const std::string& what);
 void bind_conv(py::module_& m);
 void bind_arith(py::module_& m);
 }  // namespace npuemu
@@ -39,6 +40,10 @@ PYBIND11_MODULE(_core, m) {
     const CoreSet s = CorePool::instance().cores_for_mask(mask);
     return std::vector<int>(s.ids, s.ids + s.count);
   });
+  m.def("measure_peak_gmacs", [](const std::string& what) {
+    py::gil_scoped_release release;
+    return measure_peak_gmacs(what);
+  }, py::arg("what"), "GMAC/s of one core's best int8 dot-product ('int8') or FMA ('fp32') instruction");
   bind_arith(m);
   bind_conv(m);
 }
