@@ -85,5 +85,6 @@ def test_conv(benchmark, s, variant, peaks):
     benchmark(fn)
     m = macs(s)
     benchmark.extra_info.update(net=s["net"], layer=s["name"], variant=variant, kernel=kernel, macs=m,
+                                shape=f"{s['ic']}->{s['oc']} {s['kh']}x{s['kw']}/{s['stride']} @{s['h']}x{s['w']}",
                                 gmacs=m / benchmark.stats.stats.min / 1e9, peak_int8_gmacs=peaks["int8"],
                                 peak_fp32_gmacs=peaks["fp32"])

@@ -57,14 +57,13 @@ def main(path: str) -> None:
         print(f"\nGeometric mean speed-up of npuemu INT8: {geomean(sp_f):.2f}x vs ORT fp32, {geomean(sp_i):.2f}x vs ORT int8.\n")
 
     print("### FP16 and INT8: Winograd vs direct on 3x3 stride-1 layers\n")
-    print("| layer | channels | FP16 direct us | FP16 Winograd us | speed-up | FP16 auto picks | INT8 direct us | INT8 Winograd us | speed-up | INT8 auto picks |")
+    print("| layer | shape | FP16 direct us | FP16 Winograd us | speed-up | FP16 auto picks | INT8 direct us | INT8 Winograd us | speed-up | INT8 auto picks |")
     print("|---|---:|---:|---:|---:|---|---:|---:|---:|---|")
     for (net, layer), v in rows.items():
         if "fp16_direct" not in v or ("fp16_winograd" not in v and "int8_winograd" not in v):
             continue
         fd, fw, id_, iw = v["fp16_direct"], v.get("fp16_winograd"), v.get("int8_direct"), v.get("int8_winograd")
-        ch = f"{fd['macs']}"  # placeholder replaced below
-        print(f"| {net}/{layer} | - | {us(fd['t'])} | {us(fw['t']) if fw else '-'} | "
+        print(f"| {net}/{layer} | {fd['shape']} | {us(fd['t'])} | {us(fw['t']) if fw else '-'} | "
               f"{(fd['t'] / fw['t']) if fw else float('nan'):.2f}x | {v['fp16']['kernel'] if 'fp16' in v else '-'} | "
               f"{us(id_['t']) if id_ else '-'} | {us(iw['t']) if iw else '-'} | "
               f"{(id_['t'] / iw['t']) if (id_ and iw) else float('nan'):.2f}x | {v['int8']['kernel'] if 'int8' in v else '-'} |")
