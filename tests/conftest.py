@@ -14,18 +14,23 @@ def rng():
     return np.random.default_rng(20261121)
 
 
+ISA_ORDER = ["scalar", "avx2", "avx512vnni"]
+
+
 def available_kernels(family: str, algo: str | None = None) -> list:
-    """Names of the registered kernels of a family that this CPU can run (the test matrix)."""
+    """Names of the registered kernels of a family that this CPU can run under the active ISA cap
+    (NPUEMU_ISA), the test matrix."""
+    active = ISA_ORDER.index(npuemu.isa_info()["active"])
     return [
         k["name"]
         for k in npuemu.list_kernels()
-        if k["available"] and family in k["families"] and (algo is None or k["algo"] == algo)
+        if k["available"] and ISA_ORDER.index(k["isa"]) <= active and family in k["families"]
+        and (algo is None or k["algo"] == algo)
     ]
 
 
 def available_isas() -> list:
-    order = ["scalar", "avx2", "avx512vnni"]
-    return order[: order.index(npuemu.isa_info()["detected"]) + 1]
+    return ISA_ORDER[: ISA_ORDER.index(npuemu.isa_info()["detected"]) + 1]
 
 
 @pytest.fixture

@@ -117,8 +117,12 @@ class DirectPlan final : public ConvPlan {
       ea.ch = ch_.data() + (grp * obg_ + ob0) * kC2;
       ea.valid_channels = static_cast<int>(std::min<int64_t>(nob * kC2, ocg_ - ob0 * kC2));
       const uint8_t* xrow = xp + oh * g.sh * layout_.row_pitch;
-      for (int64_t ow0 = 0; ow0 < g.ow; ow0 += mr_) {
-        const int mr = static_cast<int>(std::min<int64_t>(mr_, g.ow - ow0));
+      // ceil(ow / mr_) pixel tiles of balanced sizes (differing by at most one): a row of 7 runs as 4 + 3
+      // rather than 6 + 1, keeping more independent accumulators in flight in the last tile.
+      const int64_t ntiles = ceil_div(g.ow, mr_);
+      for (int64_t i = 0; i < ntiles; ++i) {
+        const int64_t ow0 = g.ow * i / ntiles;
+        const int mr = static_cast<int>(g.ow * (i + 1) / ntiles - ow0);
         a.x = xrow + ow0 * kC2 * layout_.elem;
         a.blocks = ea.blocks;
         a.mr = mr;
@@ -351,19 +355,16 @@ class DirectKernel : public ConvKernel {
     return static_cast<double>(g.macs()) / (macs_per_ns_ * lane_eff) + conv_memory_cost_ns(s) + 2000.0;
   }
   std::unique_ptr<ConvPlan> plan(const ConvSpec& s, const ConvData& d) const override {
-    if (mac_ == MacType::kI16_I64 || mac_ == MacType::kI16_I32) {
-      // int16 x int16 pairs are exact in 32 bits unless both products are (-32768)^2: weights (minus
-      // their zero point) must lie in [-32767, 32767]; the I16_I32 path also needs int32-exact pairs.
+    if (mac_ == MacType::kI16_I64 && s.w_dtype == DType::kInt16) {
+      // int16 x int16 pairs (vpmaddwd) are exact in 32 bits unless both products are (-32768)^2: weights
+      // minus their zero point must lie in [-32767, 32767]. Only int16 weights can leave that range; the
+      // int8 family (uint8 / int8 / int4 weights and zero points of the same dtype) has |w - w_zp| <= 255,
+      // so with |x| <= 255 a pair sum is at most 130,050 and kI16_I32's int32 accumulators wrap exactly as
+      // the contract's (docs/arithmetic.md section 2).
       const ConvGeometry& g = s.g;
       const int64_t n = g.oc * g.icg() * g.kh * g.kw, per_oc = g.icg() * g.kh * g.kw;
       for (int64_t i = 0; i < n; ++i) {
-        int64_t v = 0;
-        switch (s.w_dtype) {
-          case DType::kUInt8: v = static_cast<const uint8_t*>(d.w)[i]; break;
-          case DType::kInt16: v = static_cast<const int16_t*>(d.w)[i]; break;
-          default: v = static_cast<const int8_t*>(d.w)[i]; break;
-        }
-        v -= d.w_zp[i / per_oc];
+        const int64_t v = static_cast<int64_t>(static_cast<const int16_t*>(d.w)[i]) - d.w_zp[i / per_oc];
         if (v < -32767 || v > 32767) return nullptr;
       }
     }
@@ -392,13 +393,20 @@ class DirectKernel : public ConvKernel {
   };                                                              \
   NPUEMU_REGISTER_CONV_KERNEL(cls)
 
-// Rates (MACs per ns on one core) are model parameters for algo='auto', measured in bench/.
+// Rates (MACs per ns on one core) are model parameters for algo='auto'. The AVX2 rates (and the AVX-512
+// fp16 rate, which must stay above the AVX2 one on a CPU that has both) are the mean "model rate" of
+// bench/direct_rates.py over the ResNet-50 3x3 layers (64->64 @56, 256->256 @14, 512->512 @7), measured
+// on an AMD EPYC (Zen 4, whose 512-bit units are 256 bits wide: AVX2 and AVX-512 fp32 FMA run at the
+// same speed there) with NPUEMU_ISA=avx2.
 NPUEMU_DIRECT_KERNEL(Int8DirectScalar, "conv2d_int8_direct_scalar", Isa::kScalar, MacType::kU8S8_I32, 1.0);
+NPUEMU_DIRECT_KERNEL(Int8DirectAvx2, "conv2d_int8_direct_avx2", Isa::kAvx2, MacType::kI16_I32, 85.0);
 NPUEMU_DIRECT_KERNEL(Int8DirectAvx512, "conv2d_int8_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kU8S8_I32, 140.0);
 NPUEMU_DIRECT_KERNEL(Int16DirectScalar, "conv2d_int16_direct_scalar", Isa::kScalar, MacType::kI16_I64, 0.8);
+NPUEMU_DIRECT_KERNEL(Int16DirectAvx2, "conv2d_int16_direct_avx2", Isa::kAvx2, MacType::kI16_I64, 31.0);
 NPUEMU_DIRECT_KERNEL(Int16DirectAvx512, "conv2d_int16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kI16_I64, 40.0);
 NPUEMU_DIRECT_KERNEL(Fp16DirectScalar, "conv2d_fp16_direct_scalar", Isa::kScalar, MacType::kF32, 0.5);
-NPUEMU_DIRECT_KERNEL(Fp16DirectAvx512, "conv2d_fp16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kF32, 45.0);
+NPUEMU_DIRECT_KERNEL(Fp16DirectAvx2, "conv2d_fp16_direct_avx2", Isa::kAvx2, MacType::kF32, 48.0);
+NPUEMU_DIRECT_KERNEL(Fp16DirectAvx512, "conv2d_fp16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kF32, 55.0);
 
 }  // namespace
 }  // namespace direct

@@ -314,7 +314,5 @@ const UkernelTable* ukernels_avx512(MacType m) {
 const UkernelTable* ukernels_avx512(MacType) { return nullptr; }
 #endif
 
-const UkernelTable* ukernels_avx2(MacType) { return nullptr; }  // AVX2 kernels: direct_avx2.cpp (to come)
-
 }  // namespace direct
 }  // namespace npuemu
