@@ -98,6 +98,71 @@ def test_int32_output_stage_extremes(kernel, rounding, ydt, y_zp, alpha):
     np.testing.assert_array_equal(y.reshape(len(CHANNELS), -1).astype(np.int64), expect)
 
 
+# int16 family: (weight, int64 bias, multiplier); acc = x * weight + bias with x in [-32768, 32767].
+CHANNELS64 = [
+    (1, 0, 1.0),
+    (32767, 0, 2.0**-20 * 0.7),
+    (-32767, 12345, 2.0**-31 * 0.75),
+    (32767, 2**40, 2.0**-40 * 0.9),  # right 40
+    (-32767, -(2**50), 2.0**-50 * 0.55),
+    (32767, 2**61, 2.0**-61 * 0.75),  # right 61
+    (-32767, -(2**61) - 2**60, 2.0**-62 * 0.6),  # right 62
+    (32767, 2**62 - 2**30, 2.0**-62 * 0.99),  # up to 2^62 - 2^30 + 2^30 - 32767
+    (-32767, -(2**62) + 2**30, 2.0**-60 * 0.6),
+    (1, 2**31 - 128, 1.5),  # left 1 around the int32 clamp of the left-shift path
+    (1, -(2**31) + 128, 1.5),
+    (3, 17, 2.0**9 * 0.8),  # left 9, in the int16 range
+    (-1, -100, 2.0**28 * 0.99),  # left 28
+    (1, 2**40, 2.0**-70),  # below 2^-62: multiplier 0
+    (32767, 1000, 2.0**-15),  # exact ties
+    (-32767, -1000, 2.0**-15),
+    (1, -(2**31) - 100, 2.0**-1),  # beyond int32 without a left shift
+    (32767, 2**35, 2.0**28 * 0.99),  # left 28: acc * 2^28 is beyond int64
+    (-32767, -(2**40), 2.0**20 * 0.6),
+    (1, 0, 2.0**-1),  # ties in both roundings, x in [-64, 63]
+    (1, 7, 2.0**-3),
+    (-1, 0, 2.0**-6),
+]
+# Accumulators near the int64 limits, -2^63 itself included (its negation, for a negative leaky slope,
+# is not an int64: SIMD stages hand such tiles to the portable one).
+CHANNELS64_HUGE = [
+    (32767, 2**62 - 2**29, 2.0**-62 * 0.99),
+    (-32767, -(2**62) + 2**29, 2.0**-60 * 0.6),
+    (32767, 2**63 - 2**31, 2.0**-62 * 0.8),
+    (-32767, -(2**63) + 2**31, 2.0**-62 * 0.8),
+    (1, 2**62, 2.0**-30),
+    (1, -(2**63) + 32768, 2.0**-60 * 0.7),  # acc = -2^63 at x = -32768
+    (-1, 2**63 - 32769, 2.0**-61 * 0.7),  # acc = 2^63 - 1 at x = -32768
+]
+
+
+def channel_data64(channels):
+    x = np.concatenate([np.arange(-64, 64), np.linspace(-32768, 32767, 128).astype(np.int64)]).astype(np.int16)
+    x = x.reshape(1, 1, 16, 16)
+    w = np.array([c[0] for c in channels], np.int16).reshape(-1, 1, 1, 1)
+    bias = np.array([c[1] for c in channels], np.int64)
+    m = np.array([c[2] for c in channels], np.float32)
+    acc = x.reshape(1, -1).astype(object) * w.reshape(-1, 1).astype(object) + bias.reshape(-1, 1).astype(object)
+    return x, w, bias, m, acc
+
+
+@pytest.mark.parametrize("kernel", available_kernels("int16"))
+@pytest.mark.parametrize("ydt,y_zp", [("int16", 0), ("int16", -300), ("int8", 5)])
+@pytest.mark.parametrize("alpha", [None, 0.1, -0.5, 3.0])
+@pytest.mark.parametrize("huge", [False, True])
+def test_int64_output_stage_extremes(kernel, ydt, y_zp, alpha, huge):
+    channels = CHANNELS64_HUGE if huge else CHANNELS64
+    x, w, bias, m, acc = channel_data64(channels)
+    info = np.iinfo(np.dtype(ydt))
+    act = None if alpha is None else ("leaky_relu", alpha)
+    run = lambda k: ops.qlinear_conv(x, 1.0, 0, w, m, 0, 1.0, np.array(y_zp, ydt), bias, y_dtype=ydt,  # noqa: E731
+                                     activation=act, kernel=k)
+    y = run(kernel)
+    np.testing.assert_array_equal(y, run(REF))
+    expect = fixed_oracle(acc, m, int(info.min) - y_zp, int(info.max) - y_zp, y_zp, alpha)
+    np.testing.assert_array_equal(y.reshape(len(channels), -1).astype(np.int64), expect)
+
+
 @pytest.mark.parametrize("kernel", available_kernels("int8"))
 @pytest.mark.parametrize("rounding", ["fixed_point", "float"])
 def test_clip_outside_the_output_range(kernel, rounding):

@@ -251,6 +251,8 @@ class DirectPlan final : public ConvPlan {
           eb.fhi[lane] = static_cast<float>(rc.hi);
           fill_fixed(eb.pos, lane, rc.pos);
           fill_fixed(eb.neg, lane, rc.neg);
+          fill_fixed64(eb.pos64, lane, rc.pos);
+          fill_fixed64(eb.neg64, lane, rc.neg);
         }
       }
     }
@@ -293,6 +295,19 @@ class DirectPlan final : public ConvPlan {
     (lane % 2 ? f.r_o : f.r_e)[lane / 2] = r;
     (lane % 2 ? f.k_o : f.k_e)[lane / 2] = k;
     (lane % 2 ? f.s_o : f.s_e)[lane / 2] = s;
+  }
+
+  static void fill_fixed64(Fixed64Block& f, int lane, QuantizedMultiplier q) {
+    const int left = q.shift > 0 ? q.shift : 0;
+    const int right = q.shift > 0 ? 0 : -q.shift;  // <= 62 (quantize_multiplier)
+    f.m0[lane] = q.m0 < 0 ? -static_cast<int64_t>(q.m0) : q.m0;
+    f.negm[lane] = q.m0 < 0 ? -1 : 0;
+    f.left[lane] = q.m0 != 0 ? left : 0;
+    f.right[lane] = right;
+    f.mask[lane] = (int64_t{1} << right) - 1;
+    f.thr0[lane] = f.mask[lane] >> 1;
+    if (f.left[lane] > 0) f.any_left = 1;
+    if (q.m0 < 0) f.any_neg = 1;
   }
 
   ConvSpec spec_;
@@ -402,7 +417,7 @@ NPUEMU_DIRECT_KERNEL(Int8DirectScalar, "conv2d_int8_direct_scalar", Isa::kScalar
 NPUEMU_DIRECT_KERNEL(Int8DirectAvx2, "conv2d_int8_direct_avx2", Isa::kAvx2, MacType::kI16_I32, 85.0);
 NPUEMU_DIRECT_KERNEL(Int8DirectAvx512, "conv2d_int8_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kU8S8_I32, 140.0);
 NPUEMU_DIRECT_KERNEL(Int16DirectScalar, "conv2d_int16_direct_scalar", Isa::kScalar, MacType::kI16_I64, 0.8);
-NPUEMU_DIRECT_KERNEL(Int16DirectAvx2, "conv2d_int16_direct_avx2", Isa::kAvx2, MacType::kI16_I64, 31.0);
+NPUEMU_DIRECT_KERNEL(Int16DirectAvx2, "conv2d_int16_direct_avx2", Isa::kAvx2, MacType::kI16_I64, 37.0);
 NPUEMU_DIRECT_KERNEL(Int16DirectAvx512, "conv2d_int16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kI16_I64, 40.0);
 NPUEMU_DIRECT_KERNEL(Fp16DirectScalar, "conv2d_fp16_direct_scalar", Isa::kScalar, MacType::kF32, 0.5);
 NPUEMU_DIRECT_KERNEL(Fp16DirectAvx2, "conv2d_fp16_direct_avx2", Isa::kAvx2, MacType::kF32, 48.0);

@@ -13,7 +13,7 @@
 //   fp16 family (kF32): vfmadd231ps chains in fp32 starting at the bias, taps -> c1 -> c2, the order of
 //        the reference, so the results are bit-identical.
 // DPU stage: SIMD output stages for int32 tiles (raw, fixed point, float) and fp32 tiles (fp16 out);
-// int64 tiles use epi_portable.
+// int64 tiles: fixed-point requantization to int8 / int16 in 64-bit lanes, the rest epi_portable.
 // Register budget (16 ymm): accumulators + weight vectors + broadcast + temporaries <= 16.
 // Only functions marked NPUEMU_TARGET_AVX2 contain AVX2 / FMA / F16C instructions.
 #include <cstring>
@@ -367,6 +367,126 @@ NPUEMU_TARGET_AVX2 void epi_any_i32(const void* acc, int mr, int nob, const EpiA
   }
 }
 
+// ---------------------------------------------------------------------------------------------------
+// DPU stage: fixed-point requantization of int64 accumulators (int16 family) in 64-bit lanes.
+//
+// Same contract, q = RoundingDivideByPOT(SRDHM(acc * 2^left, M0), right) with right up to 62, from the
+// per-channel constants of Fixed64Block (the FixedBlock encoding is specific to int32 accumulators).
+// Lanes are 4 consecutive channels; a = acc * 2^left is any int64:
+//  (1) left > 0 (M >= 1): acc is first clamped to [-2^31, 2^31 - 1] (then |a| <= 2^61). Outside, the
+//      true |q| >= 2^31 and the computed |q| >= 2^30 with the sign of acc * M0: the same bound after the
+//      clamp to [lo, hi] whenever |lo|, |hi| < 2^29 or lo == hi (checked per tile, as for int32).
+//  (2) M0 < 0 (leaky relu with a negative slope): a * M0 = (-a) * |M0|, so a is negated and |M0| used;
+//      below, 0 <= M0 < 2^31. -a is exact except for a = -2^63: tiles holding that accumulator are redone
+//      by epi_portable.
+//  (3) a = ah * 2^32 + al (ah = a >> 32 signed, al unsigned 32 bits): a * M0 = A * 2^32 + B with
+//      A = ah * M0 (vpmuldq, |A| < 2^62) and B = al * M0 (vpmuludq, 0 <= B < 2^63). Then
+//      q1 = floor((a * M0 + 2^30) / 2^31) = 2A + floor((B + 2^30) / 2^31), B + 2^30 < 2^64 shifted
+//      logically. |a * M0| < 2^94 gives |q1| < 2^63 - 2^31: the int64 sum is exact (the reference's
+//      saturation of q1 to int64 never triggers for int64 accumulators).
+//  (4) RoundingDivideByPOT in 64 bits: floor(q1 / 2^right) as a logical shift between two XORs with the
+//      sign mask (vpcmpgtq), plus 1 where (q1 & mask) > (mask >> 1) + (q1 < 0).
+//  (5) clamp with vpcmpgtq / vpblendvb (lo applied last, as requantize()), pack to 32 bits, add zp.
+
+NPUEMU_TARGET_AVX2 NPUEMU_INLINE __m256i min64(__m256i a, __m256i b) {
+  return _mm256_blendv_epi8(a, b, _mm256_cmpgt_epi64(a, b));
+}
+NPUEMU_TARGET_AVX2 NPUEMU_INLINE __m256i max64(__m256i a, __m256i b) {
+  return _mm256_blendv_epi8(a, b, _mm256_cmpgt_epi64(b, a));
+}
+NPUEMU_TARGET_AVX2 NPUEMU_INLINE __m256i ld64(const int64_t* p) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+// Unclamped q of (1)-(4) for channels 4j..4j+3 (v = acc + bias).
+NPUEMU_TARGET_AVX2 NPUEMU_INLINE __m256i fixed_q64(__m256i v, const Fixed64Block& f, int j) {
+  __m256i a = v;
+  if (f.any_left) {  // clamp to the int32 range where left > 0 (no-op bounds elsewhere), then shift
+    const __m256i left = ld64(f.left + 4 * j);
+    const __m256i isleft = _mm256_cmpgt_epi64(left, _mm256_setzero_si256());
+    const __m256i amin = _mm256_blendv_epi8(_mm256_set1_epi64x(INT64_MIN), _mm256_set1_epi64x(INT32_MIN), isleft);
+    const __m256i amax = _mm256_blendv_epi8(_mm256_set1_epi64x(INT64_MAX), _mm256_set1_epi64x(INT32_MAX), isleft);
+    a = _mm256_sllv_epi64(min64(max64(v, amin), amax), left);
+  }
+  if (f.any_neg) {
+    const __m256i n = ld64(f.negm + 4 * j);
+    a = _mm256_sub_epi64(_mm256_xor_si256(a, n), n);
+  }
+  const __m256i m0 = ld64(f.m0 + 4 * j);
+  const __m256i hi = _mm256_mul_epi32(_mm256_srli_epi64(a, 32), m0);  // signed high half x M0
+  const __m256i lo = _mm256_mul_epu32(a, m0);                         // unsigned low half x M0
+  const __m256i q1 = _mm256_add_epi64(
+      _mm256_slli_epi64(hi, 1), _mm256_srli_epi64(_mm256_add_epi64(lo, _mm256_set1_epi64x(int64_t{1} << 30)), 31));
+  const __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), q1);
+  const __m256i fl = _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(q1, sign), ld64(f.right + 4 * j)), sign);
+  const __m256i rem = _mm256_and_si256(q1, ld64(f.mask + 4 * j));
+  const __m256i thr = _mm256_sub_epi64(ld64(f.thr0 + 4 * j), sign);
+  return _mm256_sub_epi64(fl, _mm256_cmpgt_epi64(rem, thr));
+}
+
+// Low dwords of two registers of 4 qwords, in order.
+NPUEMU_TARGET_AVX2 NPUEMU_INLINE __m256i pack_lo32(__m256i a, __m256i b) {
+  const __m256 s = _mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), 0x88);  // a0 a1 b0 b1 | a2 a3 b2 b3
+  return _mm256_permute4x64_epi64(_mm256_castps_si256(s), 0xD8);
+}
+
+template <int OUT>
+NPUEMU_TARGET_AVX2 void epi_i64_fixed(const void* accv, int mr, int nob, const EpiArgs& e, void* y,
+                                      int64_t y_ob_stride) {
+  const int64_t* acc = static_cast<const int64_t*>(accv);
+  const int width = nob * 16;
+  bool any_neg = false;
+  for (int b = 0; b < nob; ++b) {
+    const EpiBlock& eb = e.blocks[b];
+    any_neg = any_neg || eb.pos64.any_neg || (e.leaky && eb.neg64.any_neg);
+    for (int h = 0; h < 2; ++h) {  // the saturation argument of step (1), as saturation_ok()
+      const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(eb.lo + h * 8));
+      const __m256i hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(eb.hi + h * 8));
+      FixedHalf t;
+      t.any_left = eb.pos64.any_left || (e.leaky && eb.neg64.any_left);
+      if (!saturation_ok(t, lo, hi)) {
+        epi_portable(accv, mr, nob, e, y, y_ob_stride);
+        return;
+      }
+    }
+  }
+  const __m256i zp = _mm256_set1_epi32(e.zp), i64min = _mm256_set1_epi64x(INT64_MIN);
+  __m256i edge = _mm256_setzero_si256();  // all ones where acc = -2^63 (step (2))
+  for (int b = 0; b < nob; ++b) {
+    const EpiBlock& eb = e.blocks[b];
+    uint8_t* yb = static_cast<uint8_t*>(y) + b * y_ob_stride;
+    for (int p = 0; p < mr; ++p) {
+      __m256i q[4];
+      for (int j = 0; j < 4; ++j) {
+        const __m256i v = _mm256_add_epi64(ld64(acc + p * width + b * 16 + 4 * j), ld64(eb.bias64 + 4 * j));
+        edge = _mm256_or_si256(edge, _mm256_cmpeq_epi64(v, i64min));
+        __m256i r = fixed_q64(v, eb.pos64, j);
+        if (e.leaky) r = _mm256_blendv_epi8(r, fixed_q64(v, eb.neg64, j), _mm256_cmpgt_epi64(_mm256_setzero_si256(), v));
+        const __m256i lo = _mm256_cvtepi32_epi64(_mm_load_si128(reinterpret_cast<const __m128i*>(eb.lo + 4 * j)));
+        const __m256i hi = _mm256_cvtepi32_epi64(_mm_load_si128(reinterpret_cast<const __m128i*>(eb.hi + 4 * j)));
+        q[j] = max64(min64(r, hi), lo);
+      }
+      store16<OUT>(yb + p * 16 * OUT, _mm256_add_epi32(pack_lo32(q[0], q[1]), zp),
+                   _mm256_add_epi32(pack_lo32(q[2], q[3]), zp));
+    }
+  }
+  if (any_neg && !_mm256_testz_si256(edge, edge)) epi_portable(accv, mr, nob, e, y, y_ob_stride);
+}
+
+}  // namespace
+
+NPUEMU_TARGET_AVX2 void epi_avx2_i64(const void* acc, int mr, int nob, const EpiArgs& e, void* y, int64_t s) {
+  if (e.acc64 && !e.wrap32 && e.kind == EpiKind::kFixed && e.out_elem == 1) {
+    epi_i64_fixed<1>(acc, mr, nob, e, y, s);
+  } else if (e.acc64 && !e.wrap32 && e.kind == EpiKind::kFixed && e.out_elem == 2) {
+    epi_i64_fixed<2>(acc, mr, nob, e, y, s);
+  } else {  // raw int64 output, rounding='float' (no int64 -> float32 conversion in AVX2), int8 family
+    epi_portable(acc, mr, nob, e, y, s);
+  }
+}
+
+namespace {
+
 // fp32 tile -> activation (written as MAXPS / MINPS behave, like apply_activation_f32) -> fp16 with
 // vcvtps2ph, round to nearest even (the rounding of fp32_to_fp16, NaN quieted keeping sign and payload).
 NPUEMU_TARGET_AVX2 void epi_f32(const void* accv, int mr, int nob, const EpiArgs& e, void* y, int64_t y_ob_stride) {
@@ -431,7 +551,7 @@ UkernelTable make_i64() {
   UkernelTable t;
   fill<I64K, 1>(t, std::make_integer_sequence<int, 2>{});
   fill<I64K, 2>(t, std::make_integer_sequence<int, 1>{});
-  t.epi = &epi_portable;
+  t.epi = &epi_avx2_i64;
   return t;
 }
 UkernelTable make_f32() {
@@ -458,6 +578,9 @@ const UkernelTable* ukernels_avx2(MacType m) {
 
 #else
 const UkernelTable* ukernels_avx2(MacType) { return nullptr; }
+void epi_avx2_i64(const void* acc, int mr, int nob, const EpiArgs& e, void* y, int64_t s) {
+  epi_portable(acc, mr, nob, e, y, s);
+}
 #endif
 
 }  // namespace direct
