@@ -14,18 +14,34 @@ def rng():
     return np.random.default_rng(20261121)
 
 
+ISA_ORDER = ["scalar", "avx2", "avx512vnni"]
+
+
 def available_kernels(family: str, algo: str | None = None) -> list:
-    """Names of the registered kernels of a family that this CPU can run (the test matrix)."""
+    """Names of the registered kernels of a family that this CPU can run under the active ISA cap
+    (NPUEMU_ISA), the test matrix."""
+    active = ISA_ORDER.index(npuemu.isa_info()["active"])
     return [
         k["name"]
         for k in npuemu.list_kernels()
-        if k["available"] and family in k["families"] and (algo is None or k["algo"] == algo)
+        if k["available"] and ISA_ORDER.index(k["isa"]) <= active and family in k["families"]
+        and (algo is None or k["algo"] == algo)
     ]
 
 
+def call_or_skip(fn, kernel):
+    """Runs fn(kernel); skips the test when the kernel does not implement this problem (e.g. a
+    depthwise-only kernel given a dense convolution)."""
+    try:
+        return fn(kernel)
+    except ValueError as e:
+        if "does not support" in str(e):
+            pytest.skip(f"{kernel}: {e}")
+        raise
+
+
 def available_isas() -> list:
-    order = ["scalar", "avx2", "avx512vnni"]
-    return order[: order.index(npuemu.isa_info()["detected"]) + 1]
+    return ISA_ORDER[: ISA_ORDER.index(npuemu.isa_info()["detected"]) + 1]
 
 
 @pytest.fixture

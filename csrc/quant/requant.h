@@ -68,10 +68,12 @@ inline OutputStage make_output_stage(int64_t oc, float x_scale, const float* w_s
     lo = lo > 0 ? lo : 0;
   } else if (act.kind == ActKind::kClip) {
     NPU_CHECK(!(act.lo > act.hi), "clip activation needs min <= max, got min=", act.lo, " max=", act.hi);
+    // clip first, then saturate to the output type: each bound is clamped into the type's range, so a clip
+    // range entirely above (below) it yields the type's maximum (minimum) everywhere
     const int64_t qlo = quantize_bound(act.lo, y_scale), qhi = quantize_bound(act.hi, y_scale);
-    lo = lo > qlo ? lo : qlo;
-    hi = hi < qhi ? hi : qhi;
-    if (hi < lo) hi = lo;
+    const int64_t lo_t = lo, hi_t = hi;
+    lo = qlo < lo_t ? lo_t : (qlo > hi_t ? hi_t : qlo);
+    hi = qhi < lo_t ? lo_t : (qhi > hi_t ? hi_t : qhi);
   } else if (act.kind == ActKind::kLeakyRelu) {
     NPU_CHECK(std::isfinite(act.alpha), "leaky_relu alpha must be finite, got ", act.alpha);
   }

@@ -199,8 +199,12 @@ class DirectPlan final : public ConvPlan {
       a.nob = nob;
       for (int64_t r = 0; r < nrows; ++r) {
         const uint8_t* xr = xbase + r * g.sh * layout_.row_pitch;
-        for (int64_t i = 0; i < row_len; i += mr_) {
-          const int mr = static_cast<int>(std::min<int64_t>(mr_, row_len - i));
+        // ceil(row_len / mr_) pixel tiles of balanced sizes (differing by at most one): a row of 7 runs as
+        // 4 + 3 rather than 6 + 1, keeping more independent accumulators in flight in the last tile.
+        const int64_t ntiles = ceil_div(row_len, mr_);
+        for (int64_t ti = 0; ti < ntiles; ++ti) {
+          const int64_t i = row_len * ti / ntiles;
+          const int mr = static_cast<int>(row_len * (ti + 1) / ntiles - i);
           a.x = xr + i * kC2 * layout_.elem;
           a.mr = mr;
           tab_->mac[nob - 1][mr - 1](a, acc);
@@ -350,6 +354,21 @@ void fill_fixed(FixedBlock& f, int lane, QuantizedMultiplier q) {
   (lane % 2 ? f.s_o : f.s_e)[lane / 2] = s;
 }
 
+// The int64-accumulator form (INT16 path) of the same requantization, for the AVX2 int64 stage.
+void fill_fixed64(Fixed64Block& f, int lane, QuantizedMultiplier q) {
+  const int left = q.shift > 0 ? q.shift : 0;
+  const int right = q.shift > 0 ? 0 : -q.shift;  // <= 62 (quantize_multiplier)
+  f.m0[lane] = q.m0 < 0 ? -static_cast<int64_t>(q.m0) : q.m0;
+  f.negm[lane] = q.m0 < 0 ? -1 : 0;
+  f.left[lane] = q.m0 != 0 ? left : 0;
+  f.right[lane] = right;
+  f.mask[lane] = (int64_t{1} << right) - 1;
+  f.thr0[lane] = f.mask[lane] >> 1;
+  if (f.left[lane] > 0) f.any_left = 1;
+  if (q.m0 < 0) f.any_neg = 1;
+}
+
+
 }  // namespace
 
 void build_output_stage(const ConvSpec& spec, const ConvData& d, MacType mac, int64_t groups, int64_t ocg,
@@ -399,6 +418,8 @@ void build_output_stage(const ConvSpec& spec, const ConvData& d, MacType mac, in
         eb.fhi[lane] = static_cast<float>(rc.hi);
         fill_fixed(eb.pos, lane, rc.pos);
         fill_fixed(eb.neg, lane, rc.neg);
+        fill_fixed64(eb.pos64, lane, rc.pos);
+        fill_fixed64(eb.neg64, lane, rc.neg);
       }
       eb.narrow = 1;
       for (int i = 0; i < 8; ++i)
@@ -471,19 +492,16 @@ class DirectKernel : public ConvKernel {
     return static_cast<double>(g.macs()) / (macs_per_ns_ * lane_eff) + conv_memory_cost_ns(s) + 2000.0;
   }
   std::unique_ptr<ConvPlan> plan(const ConvSpec& s, const ConvData& d) const override {
-    if (mac_ == MacType::kI16_I64 || mac_ == MacType::kI16_I32) {
-      // int16 x int16 pairs are exact in 32 bits unless both products are (-32768)^2: weights (minus
-      // their zero point) must lie in [-32767, 32767]; the I16_I32 path also needs int32-exact pairs.
+    if (mac_ == MacType::kI16_I64 && s.w_dtype == DType::kInt16) {
+      // int16 x int16 pairs (vpmaddwd) are exact in 32 bits unless both products are (-32768)^2: weights
+      // minus their zero point must lie in [-32767, 32767]. Only int16 weights can leave that range; the
+      // int8 family (uint8 / int8 / int4 weights and zero points of the same dtype) has |w - w_zp| <= 255,
+      // so with |x| <= 255 a pair sum is at most 130,050 and kI16_I32's int32 accumulators wrap exactly as
+      // the contract's (docs/arithmetic.md section 2).
       const ConvGeometry& g = s.g;
       const int64_t n = g.oc * g.icg() * g.kh * g.kw, per_oc = g.icg() * g.kh * g.kw;
       for (int64_t i = 0; i < n; ++i) {
-        int64_t v = 0;
-        switch (s.w_dtype) {
-          case DType::kUInt8: v = static_cast<const uint8_t*>(d.w)[i]; break;
-          case DType::kInt16: v = static_cast<const int16_t*>(d.w)[i]; break;
-          default: v = static_cast<const int8_t*>(d.w)[i]; break;
-        }
-        v -= d.w_zp[i / per_oc];
+        const int64_t v = static_cast<int64_t>(static_cast<const int16_t*>(d.w)[i]) - d.w_zp[i / per_oc];
         if (v < -32767 || v > 32767) return nullptr;
       }
     }
@@ -512,13 +530,20 @@ class DirectKernel : public ConvKernel {
   };                                                              \
   NPUEMU_REGISTER_CONV_KERNEL(cls)
 
-// Rates (MACs per ns on one core) are model parameters for algo='auto', measured in bench/.
+// Rates (MACs per ns on one core) are model parameters for algo='auto'. The AVX2 rates (and the AVX-512
+// fp16 rate, which must stay above the AVX2 one on a CPU that has both) are the mean "model rate" of
+// bench/direct_rates.py over the ResNet-50 3x3 layers (64->64 @56, 256->256 @14, 512->512 @7), measured
+// on an AMD EPYC (Zen 4, whose 512-bit units are 256 bits wide: AVX2 and AVX-512 fp32 FMA run at the
+// same speed there) with NPUEMU_ISA=avx2.
 NPUEMU_DIRECT_KERNEL(Int8DirectScalar, "conv2d_int8_direct_scalar", Isa::kScalar, MacType::kU8S8_I32, 1.0);
+NPUEMU_DIRECT_KERNEL(Int8DirectAvx2, "conv2d_int8_direct_avx2", Isa::kAvx2, MacType::kI16_I32, 85.0);
 NPUEMU_DIRECT_KERNEL(Int8DirectAvx512, "conv2d_int8_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kU8S8_I32, 140.0);
 NPUEMU_DIRECT_KERNEL(Int16DirectScalar, "conv2d_int16_direct_scalar", Isa::kScalar, MacType::kI16_I64, 0.8);
+NPUEMU_DIRECT_KERNEL(Int16DirectAvx2, "conv2d_int16_direct_avx2", Isa::kAvx2, MacType::kI16_I64, 37.0);
 NPUEMU_DIRECT_KERNEL(Int16DirectAvx512, "conv2d_int16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kI16_I64, 40.0);
 NPUEMU_DIRECT_KERNEL(Fp16DirectScalar, "conv2d_fp16_direct_scalar", Isa::kScalar, MacType::kF32, 0.5);
-NPUEMU_DIRECT_KERNEL(Fp16DirectAvx512, "conv2d_fp16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kF32, 45.0);
+NPUEMU_DIRECT_KERNEL(Fp16DirectAvx2, "conv2d_fp16_direct_avx2", Isa::kAvx2, MacType::kF32, 48.0);
+NPUEMU_DIRECT_KERNEL(Fp16DirectAvx512, "conv2d_fp16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kF32, 55.0);
 
 }  // namespace
 }  // namespace direct

@@ -76,6 +76,14 @@ struct alignas(64) FixedBlock {
   int64_t r_e[8], r_o[8], k_e[8], k_o[8], s_e[8], s_o[8];
 };
 
+// The same requantization for int64 accumulators (int16 family) in 64-bit lanes, from the scalar
+// multiplier (right shifts up to 62; see direct_avx2.cpp): |m0|, -1 where m0 < 0, left (0 when m0 = 0),
+// right, 2^right - 1 and (2^right - 1) >> 1 per channel.
+struct alignas(64) Fixed64Block {
+  int64_t m0[16], negm[16], left[16], right[16], mask[16], thr0[16];
+  int32_t any_left, any_neg;  // some lane has left > 0 / m0 < 0
+};
+
 struct alignas(64) EpiBlock {
   int32_t bias[16];    // integer families (int8: int32 wrap): bias - zp_input * sum(w)
   int64_t bias64[16];  // int16 family
@@ -85,6 +93,7 @@ struct alignas(64) EpiBlock {
   float scale[16], scale_neg[16], flo[16], fhi[16];  // rounding = float
   FixedBlock pos, neg;  // neg used only for leaky relu
   int32_t narrow;       // 1 when no lane shifts left: every q fits int32, so clamping can follow the narrowing
+  Fixed64Block pos64, neg64;  // int16 family
 };
 
 enum class EpiKind : int {
@@ -117,8 +126,11 @@ void build_output_stage(const ConvSpec& spec, const ConvData& d, MacType mac, in
                         const std::vector<int64_t>& wsum, Buffer* epi, std::vector<RequantChannel>* ch,
                         EpiArgs* args, int32_t* pad_value);
 
-// The portable output stage (scalar definitions); SIMD tables use it for int64 tiles.
+// The portable output stage (scalar definitions); SIMD tables use it for what they do not vectorize.
 void epi_portable(const void* acc, int mr, int nob, const EpiArgs& e, void* y, int64_t y_ob_stride);
+// The AVX2 output stage of int64 tiles (fixed-point requantization in 64-bit lanes, everything else
+// through epi_portable); direct_avx2.cpp. Needs an AVX2 CPU: the AVX2 and AVX-512 int16 tables use it.
+void epi_avx2_i64(const void* acc, int mr, int nob, const EpiArgs& e, void* y, int64_t y_ob_stride);
 
 // CNA micro-kernel: computes an MR x (NOB*16) accumulator tile into acc (row-major [MR][NOB*16]).
 using MacFn = void (*)(const MacArgs& a, void* acc);

@@ -349,7 +349,7 @@ UkernelTable make_i64() {
   fill_i64<2>(t, std::make_integer_sequence<int, 6>{});
   fill_i64<3>(t, std::make_integer_sequence<int, 4>{});
   fill_i64<4>(t, std::make_integer_sequence<int, 3>{});
-  t.epi = &epi_portable;
+  t.epi = &epi_avx2_i64;  // AVX2 instructions: available on every AVX-512 CPU
   return t;
 }
 UkernelTable make_f32() {
@@ -434,8 +434,6 @@ const UkernelTable* ukernels_avx512(MacType m) {
 const UkernelTable* ukernels_avx512(MacType) { return nullptr; }
 const DwTable* dw_ukernels_avx512(MacType) { return nullptr; }
 #endif
-
-const UkernelTable* ukernels_avx2(MacType) { return nullptr; }  // AVX2 kernels: direct_avx2.cpp (to come)
 
 }  // namespace direct
 }  // namespace npuemu
