@@ -175,8 +175,12 @@ class DepthwiseKernel : public ConvKernel {
 
  private:
   const DwTable* table() const {
-    return isa_ == Isa::kScalar ? dw_ukernels_scalar(mac_) : isa_ == Isa::kAvx512Vnni ? dw_ukernels_avx512(mac_)
-                                                                                       : nullptr;
+    switch (isa_) {
+      case Isa::kScalar: return dw_ukernels_scalar(mac_);
+      case Isa::kAvx2: return dw_ukernels_avx2(mac_);
+      case Isa::kAvx512Vnni: return dw_ukernels_avx512(mac_);
+    }
+    return nullptr;
   }
   const char* name_;
   Isa isa_;
@@ -193,6 +197,8 @@ class DepthwiseKernel : public ConvKernel {
 
 NPUEMU_DW_KERNEL(Int8DwScalar, "conv2d_int8_depthwise_scalar", Isa::kScalar, MacType::kU8S8_I32, 1.0);
 NPUEMU_DW_KERNEL(Int8DwAvx512, "conv2d_int8_depthwise_avx512vnni", Isa::kAvx512Vnni, MacType::kU8S8_I32, 30.0);
+NPUEMU_DW_KERNEL(Int8DwAvx2, "conv2d_int8_depthwise_avx2", Isa::kAvx2, MacType::kU8S8_I32, 15.0);
+NPUEMU_DW_KERNEL(Fp16DwAvx2, "conv2d_fp16_depthwise_avx2", Isa::kAvx2, MacType::kF32, 15.0);
 NPUEMU_DW_KERNEL(Fp16DwScalar, "conv2d_fp16_depthwise_scalar", Isa::kScalar, MacType::kF32, 0.5);
 NPUEMU_DW_KERNEL(Fp16DwAvx512, "conv2d_fp16_depthwise_avx512vnni", Isa::kAvx512Vnni, MacType::kF32, 20.0);
 

@@ -164,6 +164,7 @@ struct DwTable {
 };
 const DwTable* dw_ukernels_scalar(MacType m);
 const DwTable* dw_ukernels_avx512(MacType m);
+const DwTable* dw_ukernels_avx2(MacType m);
 
 // Micro-kernel tables per (ISA, MAC type); nullptr when that ISA has none for the type.
 const UkernelTable* ukernels_scalar(MacType m);

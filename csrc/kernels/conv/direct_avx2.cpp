@@ -562,7 +562,79 @@ UkernelTable make_f32() {
   return t;
 }
 
+// Depthwise: 16 channels per tile row as 2 ymm; MR pixels. int8 inputs in the U8 format (as the AVX-512
+// kernel): zero-extended u8 times the weight in the low int16 of each dword (vpmaddwd), exact.
+template <int MR>
+NPUEMU_TARGET_AVX2 void dw_u8(const DwArgs& a, void* accv) {
+  __m256i acc[MR][2];
+  NPUEMU_UNROLL for (int p = 0; p < MR; ++p) acc[p][0] = acc[p][1] = _mm256_setzero_si256();
+  const int32_t* w = static_cast<const int32_t*>(a.w);
+  for (int t = 0; t < a.ntaps; ++t) {
+    const uint8_t* xt = static_cast<const uint8_t*>(a.x) + a.tap_off[t];
+    const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + t * 16));
+    const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + t * 16 + 8));
+    NPUEMU_UNROLL for (int p = 0; p < MR; ++p) {
+      const __m128i xv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xt + p * 16));
+      acc[p][0] = _mm256_add_epi32(acc[p][0], _mm256_madd_epi16(_mm256_cvtepu8_epi32(xv), w0));
+      acc[p][1] = _mm256_add_epi32(acc[p][1], _mm256_madd_epi16(_mm256_cvtepu8_epi32(_mm_srli_si128(xv, 8)), w1));
+    }
+  }
+  int32_t* out = static_cast<int32_t*>(accv);
+  NPUEMU_UNROLL for (int p = 0; p < MR; ++p) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out + p * 16), acc[p][0]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out + p * 16 + 8), acc[p][1]);
+  }
+}
+
+template <int MR>
+NPUEMU_TARGET_AVX2 void dw_f32(const DwArgs& a, void* accv) {
+  __m256 acc[MR][2];
+  const __m256 b0 = _mm256_load_ps(a.block->bias_f), b1 = _mm256_load_ps(a.block->bias_f + 8);
+  NPUEMU_UNROLL for (int p = 0; p < MR; ++p) {
+    acc[p][0] = b0;
+    acc[p][1] = b1;
+  }
+  const float* w = static_cast<const float*>(a.w);
+  for (int t = 0; t < a.ntaps; ++t) {
+    const float* xt = reinterpret_cast<const float*>(static_cast<const uint8_t*>(a.x) + a.tap_off[t]);
+    const __m256 w0 = _mm256_load_ps(w + t * 16), w1 = _mm256_load_ps(w + t * 16 + 8);
+    NPUEMU_UNROLL for (int p = 0; p < MR; ++p) {
+      acc[p][0] = _mm256_fmadd_ps(_mm256_loadu_ps(xt + p * 16), w0, acc[p][0]);
+      acc[p][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xt + p * 16 + 8), w1, acc[p][1]);
+    }
+  }
+  float* out = static_cast<float*>(accv);
+  NPUEMU_UNROLL for (int p = 0; p < MR; ++p) {
+    _mm256_store_ps(out + p * 16, acc[p][0]);
+    _mm256_store_ps(out + p * 16 + 8, acc[p][1]);
+  }
+}
+
+// Register budget: 2 MR accumulators + 2 weight vectors + 2 temporaries <= 16 -> MR <= 6.
+template <int... I>
+DwTable make_dw_u8(std::integer_sequence<int, I...>) {
+  DwTable t;
+  ((t.dw[I] = &dw_u8<I + 1>), ...);
+  t.mr_max = static_cast<int>(sizeof...(I));
+  t.epi = &epi_any_i32;
+  return t;
+}
+template <int... I>
+DwTable make_dw_f32(std::integer_sequence<int, I...>) {
+  DwTable t;
+  ((t.dw[I] = &dw_f32<I + 1>), ...);
+  t.mr_max = static_cast<int>(sizeof...(I));
+  t.epi = &epi_f32;
+  return t;
+}
+
 }  // namespace
+
+const DwTable* dw_ukernels_avx2(MacType m) {
+  static const DwTable u8 = make_dw_u8(std::make_integer_sequence<int, 6>{});
+  static const DwTable f32 = make_dw_f32(std::make_integer_sequence<int, 6>{});
+  return m == MacType::kU8S8_I32 ? &u8 : m == MacType::kF32 ? &f32 : nullptr;
+}
 
 const UkernelTable* ukernels_avx2(MacType m) {
   static const UkernelTable i32 = make_i32();
@@ -578,6 +650,7 @@ const UkernelTable* ukernels_avx2(MacType m) {
 
 #else
 const UkernelTable* ukernels_avx2(MacType) { return nullptr; }
+const DwTable* dw_ukernels_avx2(MacType) { return nullptr; }
 void epi_avx2_i64(const void* acc, int mr, int nob, const EpiArgs& e, void* y, int64_t s) {
   epi_portable(acc, mr, nob, e, y, s);
 }
