@@ -113,6 +113,11 @@ void bind_conv(py::module_& m) {
       .def_property_readonly("y_shape", &ConvOp::y_shape)
       .def_property_readonly("y_dtype", [](const ConvOp& op) { return numpy_dtype(op.y_dtype()); })
       .def_property_readonly("packed_bytes", &ConvOp::packed_bytes)
+      .def_property_readonly("int4_weights",
+                             [](const ConvOp& op) {
+                               const auto& v = op.int4_weights();
+                               return py::bytes(reinterpret_cast<const char*>(v.data()), v.size());
+                             })
       .def_property_readonly("macs", [](const ConvOp& op) { return op.spec().g.macs(); });
 
   m.def(

@@ -98,6 +98,7 @@ ConvOp::ConvOp(const ConvArgs& a) {
   const int64_t nw = g.oc * g.icg() * g.kh * g.kw;
   ConvData d;
   d.w = w_ptr;
+  std::vector<int8_t> w_unpacked;  // int4: the kernels' view of the nibble-packed storage
   w_bytes_.assign(static_cast<const uint8_t*>(a.w), static_cast<const uint8_t*>(a.w) + nw * dtype_size(a.w_dtype));
 
   if (s.family == ConvFamily::kFp16) {
@@ -135,6 +136,12 @@ ConvOp::ConvOp(const ConvArgs& a) {
       for (int64_t i = 0; i < nw; ++i)
         NPU_CHECK(w[i] >= -8 && w[i] <= 7, "w_dtype='int4' needs every weight in [-8, 7], got ", int(w[i]),
                   " at flat index ", i);
+      // int4 weights are stored packed, two per byte (dtype.h); the kernels are planned from that storage
+      w_int4_.resize(static_cast<size_t>((nw + 1) / 2));
+      pack_int4(w, static_cast<size_t>(nw), w_int4_.data());
+      w_unpacked.resize(static_cast<size_t>(nw));
+      unpack_int4(w_int4_.data(), static_cast<size_t>(nw), w_unpacked.data());
+      d.w = w_unpacked.data();
     }
     // bias
     d.bias.assign(static_cast<size_t>(g.oc), 0);

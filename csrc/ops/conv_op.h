@@ -49,6 +49,8 @@ class ConvOp {
   std::vector<int64_t> y_shape() const;
   DType y_dtype() const { return spec_.y_dtype; }
   size_t packed_bytes() const { return plan_->packed_bytes(); }
+  // int4 weights as stored: two per byte, element 2i in the low nibble (empty unless w_dtype is int4).
+  const std::vector<uint8_t>& int4_weights() const { return w_int4_; }
   // x and y must be C-contiguous NCHW buffers of the op's shapes and dtypes (checked by the caller).
   void run(const void* x, void* y, uint32_t core_mask) const;
 
@@ -59,6 +61,7 @@ class ConvOp {
   std::unique_ptr<ConvPlan> plan_;
   // Copy of the defining arguments (for the cache's by-value comparison).
   std::vector<uint8_t> w_bytes_, bias_bytes_;
+  std::vector<uint8_t> w_int4_;
 };
 
 std::shared_ptr<ConvOp> conv_op_cached(const ConvArgs& args);

@@ -258,6 +258,11 @@ class _Prepared:
     def packed_bytes(self) -> int:
         return self._op.packed_bytes
 
+    @property
+    def int4_weights(self) -> bytes:
+        """int4 weights as stored: two per byte, element 2i in the low nibble (empty unless w_dtype='int4')."""
+        return self._op.int4_weights
+
     def __call__(self, x: np.ndarray, *, core_mask: int = 0, out: Optional[np.ndarray] = None) -> np.ndarray:
         return _run(self._op, A.as_array("x", x), out, core_mask)
 
