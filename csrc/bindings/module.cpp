@@ -13,6 +13,8 @@
 namespace npuemu {
 void bind_conv(py::module_& m);
 void bind_arith(py::module_& m);
+void bind_eltwise(py::module_& m);
+void bind_pool(py::module_& m);
 }  // namespace npuemu
 
 namespace py = pybind11;
@@ -41,4 +43,6 @@ PYBIND11_MODULE(_core, m) {
   });
   bind_arith(m);
   bind_conv(m);
+  bind_eltwise(m);
+  bind_pool(m);
 }
