@@ -14,18 +14,20 @@ def rng():
     return np.random.default_rng(20261121)
 
 
-ISA_ORDER = ["scalar", "avx2", "avx512vnni"]
+_ISA_ORDER = ["scalar", "avx2", "avx512vnni"]
 
 
-def available_kernels(family: str, algo: str | None = None) -> list:
-    """Names of the registered kernels of a family that this CPU can run under the active ISA cap
-    (NPUEMU_ISA), the test matrix."""
-    active = ISA_ORDER.index(npuemu.isa_info()["active"])
+def runnable(k: dict) -> bool:
+    """Whether a listed kernel can run now: this CPU has its ISA and the active tier (NPUEMU_ISA) allows it."""
+    return k["available"] and _ISA_ORDER.index(k["isa"]) <= _ISA_ORDER.index(npuemu.isa_info()["active"])
+
+
+def available_kernels(family: str, algo: str | None = None, op: str = "conv2d") -> list:
+    """Names of the registered kernels of a family that can run under the active ISA tier (the test matrix)."""
     return [
         k["name"]
-        for k in npuemu.list_kernels()
-        if k["available"] and ISA_ORDER.index(k["isa"]) <= active and family in k["families"]
-        and (algo is None or k["algo"] == algo)
+        for k in npuemu.list_kernels(op)
+        if runnable(k) and family in k["families"] and (algo is None or k["algo"] == algo)
     ]
 
 
@@ -41,7 +43,7 @@ def call_or_skip(fn, kernel):
 
 
 def available_isas() -> list:
-    return ISA_ORDER[: ISA_ORDER.index(npuemu.isa_info()["detected"]) + 1]
+    return _ISA_ORDER[: _ISA_ORDER.index(npuemu.isa_info()["detected"]) + 1]
 
 
 @pytest.fixture

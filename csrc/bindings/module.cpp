@@ -14,6 +14,8 @@ namespace npuemu {
 double measure_peak_gmacs(const std::string& what);
 void bind_conv(py::module_& m);
 void bind_arith(py::module_& m);
+void bind_eltwise(py::module_& m);
+void bind_pool(py::module_& m);
 }  // namespace npuemu
 
 namespace py = pybind11;
@@ -46,4 +48,6 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("what"), "GMAC/s of one core's best int8 dot-product ('int8') or FMA ('fp32') instruction");
   bind_arith(m);
   bind_conv(m);
+  bind_eltwise(m);
+  bind_pool(m);
 }

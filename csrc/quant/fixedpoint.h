@@ -105,4 +105,52 @@ inline int64_t multiply_by_quantized_multiplier(int64_t acc, QuantizedMultiplier
 // Round half to even of a float (the float32 "rne" used by rounding='float').
 inline float round_half_even(float v) { return std::nearbyint(v); }  // default FE_TONEAREST
 
+// float -> int32 exactly as the x86 instruction CVTPS2DQ (and CVTSS2SI) converts: round half to even,
+// and the "integer indefinite" INT32_MIN for NaN and for every value outside [-2^31, 2^31). onnxruntime's
+// x86 kernels convert this way before they clamp, so a huge positive value ends at the low clamp bound;
+// rounding='float' reproduces that.
+inline int32_t cvtps2dq(float v) {
+  if (!(v >= -2147483648.0f && v < 2147483648.0f)) return INT32_MIN;
+  return static_cast<int32_t>(std::nearbyint(v));
+}
+
+// The closed form of multiply_by_quantized_multiplier for accumulators with |acc * m0| < 2^63 (every
+// int32 accumulator): q = (acc*m0 + r - (acc*m0 < -2^30 ? k : 0)) >> s, an arithmetic (floor) shift.
+//   left shift L > 0: r = 2^(30-L), k = 0, s = 31-L       (SRDHM of acc*2^L, exact)
+//   no shift:         r = 2^30,     k = 0, s = 31
+//   right shift e>=1: r = 2^30 + 2^(30+e), k = 2^31, s = 31+e  (SRDHM then RoundingDivideByPOT)
+// A right shift of 32 or more maps every |acc| < 2^31 to 0 and is stored as m0 = 0 (then q = 0).
+// SIMD and portable kernels evaluate exactly this (64-bit lanes); the kernel tests pin it to the
+// reference kernels, which call multiply_by_quantized_multiplier.
+struct ClosedFormMultiplier {
+  int64_t m0 = 0, r = 0, k = 0;
+  int s = 0;
+};
+
+inline ClosedFormMultiplier closed_form(QuantizedMultiplier q) {
+  ClosedFormMultiplier c;
+  const int left = q.shift > 0 ? q.shift : 0;
+  const int right = q.shift > 0 ? 0 : -q.shift;
+  if (q.m0 == 0 || right >= 32) return c;  // q = (0 + 0) >> 0 = 0
+  c.m0 = q.m0;
+  if (left > 0) {
+    c.r = int64_t{1} << (30 - left);
+    c.s = 31 - left;
+  } else if (right == 0) {
+    c.r = int64_t{1} << 30;
+    c.s = 31;
+  } else {
+    c.r = (int64_t{1} << 30) + (int64_t{1} << (30 + right));
+    c.k = int64_t{1} << 31;
+    c.s = 31 + right;
+  }
+  return c;
+}
+
+// Scalar evaluation of the closed form (valid for |acc| < 2^31).
+inline int64_t apply_closed_form(int64_t acc, const ClosedFormMultiplier& c) {
+  const int64_t p = acc * c.m0;
+  return (p + c.r - (p < -(int64_t{1} << 30) ? c.k : 0)) >> c.s;
+}
+
 }  // namespace npuemu

@@ -50,6 +50,29 @@ inline int64_t quantize_bound(double v, double scale) {
   return static_cast<int64_t>(q);
 }
 
+// Clamp bounds, relative to the zero point, of a quantized output of (y_scale, y_zp, y_dtype) narrowed
+// by a fused activation: y = y_zp + clamp(q, *lo, *hi). relu: lo >= 0; clip(a, b): lo >= round(a / y_scale),
+// hi <= round(b / y_scale), rounding half away from zero (TFLite's CalculateActivationRangeQuantized).
+// Leaky relu does not narrow the range.
+inline void activation_bounds(const Activation& act, float y_scale, int32_t y_zp, DType y_dtype, int32_t* lo_out,
+                              int32_t* hi_out) {
+  const int32_t qmin = dtype_min(y_dtype), qmax = dtype_max(y_dtype);
+  int64_t lo = int64_t{qmin} - y_zp, hi = int64_t{qmax} - y_zp;
+  if (act.kind == ActKind::kRelu) {
+    lo = lo > 0 ? lo : 0;
+  } else if (act.kind == ActKind::kClip) {
+    NPU_CHECK(!(act.lo > act.hi), "clip activation needs min <= max, got min=", act.lo, " max=", act.hi);
+    // clip first, then saturate to the output type: each bound is clamped into the type's range, so a clip
+    // range entirely above (below) it yields the type's maximum (minimum) everywhere
+    const int64_t qlo = quantize_bound(act.lo, y_scale), qhi = quantize_bound(act.hi, y_scale);
+    const int64_t lo_t = lo, hi_t = hi;
+    lo = qlo < lo_t ? lo_t : (qlo > hi_t ? hi_t : qlo);
+    hi = qhi < lo_t ? lo_t : (qhi > hi_t ? hi_t : qhi);
+  }
+  *lo_out = static_cast<int32_t>(lo);
+  *hi_out = static_cast<int32_t>(hi);
+}
+
 // Builds the output stage for accumulators of scale x_scale * w_scale[c] (c = 0..oc-1; w_scale has 1 or
 // oc entries) requantized to (y_scale, y_zp, y_dtype) with a fused activation.
 inline OutputStage make_output_stage(int64_t oc, float x_scale, const float* w_scale, int64_t n_w_scale,
@@ -63,18 +86,9 @@ inline OutputStage make_output_stage(int64_t oc, float x_scale, const float* w_s
   const int32_t qmin = dtype_min(y_dtype), qmax = dtype_max(y_dtype);
   NPU_CHECK(y_zp >= qmin && y_zp <= qmax, "y_zero_point ", y_zp, " is outside the ", dtype_name(y_dtype),
             " range [", qmin, ", ", qmax, "]");
-  int64_t lo = int64_t{qmin} - y_zp, hi = int64_t{qmax} - y_zp;
-  if (act.kind == ActKind::kRelu) {
-    lo = lo > 0 ? lo : 0;
-  } else if (act.kind == ActKind::kClip) {
-    NPU_CHECK(!(act.lo > act.hi), "clip activation needs min <= max, got min=", act.lo, " max=", act.hi);
-    // clip first, then saturate to the output type: each bound is clamped into the type's range, so a clip
-    // range entirely above (below) it yields the type's maximum (minimum) everywhere
-    const int64_t qlo = quantize_bound(act.lo, y_scale), qhi = quantize_bound(act.hi, y_scale);
-    const int64_t lo_t = lo, hi_t = hi;
-    lo = qlo < lo_t ? lo_t : (qlo > hi_t ? hi_t : qlo);
-    hi = qhi < lo_t ? lo_t : (qhi > hi_t ? hi_t : qhi);
-  } else if (act.kind == ActKind::kLeakyRelu) {
+  int32_t lo = 0, hi = 0;
+  activation_bounds(act, y_scale, y_zp, y_dtype, &lo, &hi);
+  if (act.kind == ActKind::kLeakyRelu) {
     NPU_CHECK(std::isfinite(act.alpha), "leaky_relu alpha must be finite, got ", act.alpha);
   }
   OutputStage os;
@@ -96,8 +110,8 @@ inline OutputStage make_output_stage(int64_t oc, float x_scale, const float* w_s
       rc.neg = rc.pos;
       rc.scale_neg = rc.scale_pos;
     }
-    rc.lo = static_cast<int32_t>(lo);
-    rc.hi = static_cast<int32_t>(hi);
+    rc.lo = lo;
+    rc.hi = hi;
   }
   return os;
 }

@@ -30,10 +30,13 @@ def set_isa(name: str) -> None:
 
 
 def list_kernels(op: str = "conv2d") -> list:
-    """Registered kernels with their families, algorithm, ISA tier and availability on this CPU."""
-    if op != "conv2d":
-        raise ValueError(f"op must be 'conv2d', got {op!r}")
-    return sorted(_core.list_conv_kernels(), key=lambda k: k["name"])
+    """Registered kernels of ``op`` ('conv2d', 'eltwise' or 'pool') with their families, algorithm, ISA
+    tier and availability on this CPU."""
+    listing = {"conv2d": _core.list_conv_kernels, "eltwise": _core.list_eltwise_kernels,
+               "pool": _core.list_pool_kernels}
+    if op not in listing:
+        raise ValueError(f"op must be 'conv2d', 'eltwise' or 'pool', got {op!r}")
+    return sorted(listing[op](), key=lambda k: k["name"])
 
 
 def num_cores() -> int:

@@ -20,10 +20,11 @@ def cmd_info(_args) -> int:
     if "warning" in info:
         print("warning:", info["warning"])
     print(f"emulated NPU cores: {_core.num_cores()}")
-    print("registered convolution kernels:")
-    for k in list_kernels():
-        avail = "yes" if k["available"] else "no (needs " + k["isa"] + ")"
-        print(f"  {k['name']:<34} families={','.join(k['families']):<15} available={avail}")
+    for op, title in (("conv2d", "convolution"), ("eltwise", "element-wise"), ("pool", "pooling")):
+        print(f"registered {title} kernels:")
+        for k in list_kernels(op):
+            avail = "yes" if k["available"] else "no (needs " + k["isa"] + ")"
+            print(f"  {k['name']:<34} families={','.join(k['families']):<15} available={avail}")
     return 0
 
 

@@ -32,6 +32,12 @@ __all__ = [
     "Conv",
     "matmul_integer",
     "qlinear_matmul",
+    # element-wise (DPU) and pooling (PPU)
+    "add",
+    "mul",
+    "max_pool",
+    "avg_pool",
+    "global_average_pool",
 ]
 
 _ALGOS = ("auto", "direct", "winograd", "reference")
@@ -435,3 +441,236 @@ def qlinear_matmul(
                     y_zero_point=y_zero_point, y_dtype=yd, rounding=rounding, activation=activation, kernel=kernel)
     np_y = np.int8 if yd == "int4" else np.dtype(yd)
     return _matmul(a_arr, b_arr, {k: v for k, v in kw.items() if k not in ("x_shape", "w")}, out, core_mask, np_y)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Element-wise ops (the DPU): Add, Mul
+#
+# Quantized int8 / uint8 with onnxruntime's com.microsoft QLinearAdd / QLinearMul semantics, float16
+# without scales. Both operands broadcast like numpy / ONNX (multidirectional). docs/arithmetic.md,
+# section 7, gives the formulas.
+
+_ELT_ACTIVATIONS = (None, "none", "relu", "relu6")
+
+
+def _quant_zp(name: str, value, dtype: str) -> int:
+    if value is None:
+        return 0
+    declared = A.zp_dtype(name, value, dtype)
+    if declared != dtype:
+        raise TypeError(f"{name} must have the dtype of the data ({dtype}), got {declared}")
+    return A.scalar_int(name, value)
+
+
+def _required_scale(name: str, value, what: str) -> float:
+    if value is None:
+        raise TypeError(f"{what} needs {name} (a positive float)")
+    return A.scalar_float(name, value)
+
+
+def _eltwise(op: str, a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, activation,
+             rounding, core_mask, out, kernel) -> np.ndarray:
+    a = A.as_array("a", a)
+    if b is None:
+        raise TypeError(f"{op} needs b")
+    b = A.as_array("b", b)
+    if a.dtype != b.dtype:
+        raise TypeError(f"{op}: a and b must have the same dtype, got a {a.dtype} and b {b.dtype}")
+    dt = a.dtype.name
+    if dt not in ("int8", "uint8", "float16"):
+        raise TypeError(f"{op} needs int8 or uint8 (quantized) or float16 a and b; got {dt}")
+    if isinstance(activation, tuple) and activation and activation[0] == "leaky_relu":
+        raise ValueError(f"{op} takes activation None, 'relu', 'relu6' or ('clip', min, max); got {activation!r}")
+    kind, lo, hi, _ = A.activation(activation)
+    A.check_choice("rounding", rounding, _ROUNDINGS)
+    quant_args = (a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point)
+    if dt == "float16":
+        if any(v is not None for v in quant_args):
+            raise ValueError(f"float16 {op} takes no scales or zero points (a_scale, a_zero_point, ... must be None)")
+        scales, zps, quantized = (1.0, 1.0, 1.0), (0, 0, 0), False
+    else:
+        what = f"{op} of {dt}"
+        scales = (_required_scale("a_scale", a_scale, what), _required_scale("b_scale", b_scale, what),
+                  _required_scale("y_scale", y_scale, what))
+        zps = (_quant_zp("a_zero_point", a_zero_point, dt), _quant_zp("b_zero_point", b_zero_point, dt),
+               _quant_zp("y_zero_point", y_zero_point, dt))
+        quantized = True
+    eop = _core.eltwise_cached(op=op, dtype=dt, a_shape=list(a.shape), b_shape=list(b.shape), quantized=quantized,
+                               a_scale=scales[0], b_scale=scales[1], y_scale=scales[2], a_zero_point=zps[0],
+                               b_zero_point=zps[1], y_zero_point=zps[2], rounding=rounding, activation=kind,
+                               act_lo=lo, act_hi=hi, kernel=kernel or "")
+    y = A.out_array(out, eop.y_shape, eop.y_dtype)
+    eop.run(a, b, y, A.core_mask(core_mask))
+    return y
+
+
+def add(
+    a: np.ndarray,
+    a_scale: Any = None,
+    a_zero_point: Any = None,
+    b: Optional[np.ndarray] = None,
+    b_scale: Any = None,
+    b_zero_point: Any = None,
+    y_scale: Any = None,
+    y_zero_point: Any = None,
+    *,
+    activation=None,
+    rounding: str = "fixed_point",
+    core_mask: int = 0,
+    out: Optional[np.ndarray] = None,
+    kernel: Optional[str] = None,
+) -> np.ndarray:
+    """com.microsoft QLinearAdd on the NPU's DPU: ``y = quantize(dequantize(a) + dequantize(b))`` for
+    int8 / uint8 a and b (same dtype, also the output's), broadcast like numpy; optional fused activation
+    None, 'relu', 'relu6', ('clip', lo, hi) (bounds quantized with y_scale, as the convolutions do).
+
+    ``rounding='fixed_point'`` (NPU default): TFLite's integer Add -- inputs shifted left by 20, scaled by
+    Q31 multipliers, summed, one output multiplier (gemmlowp rounding). ``rounding='float'``: onnxruntime's
+    x86 QLinearAdd, ``(float(a-za)*sa + float(b-zb)*sb) / sy`` rounded half to even.
+
+    float16 a and b (no scales or zero points, e.g. ``add(a, b=b)``): the sum in float32, rounded once
+    to float16 -- exactly IEEE binary16 addition. ``out`` may be ``a`` or ``b`` itself (in place).
+    """
+    return _eltwise("add", a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, activation,
+                    rounding, core_mask, out, kernel)
+
+
+def mul(
+    a: np.ndarray,
+    a_scale: Any = None,
+    a_zero_point: Any = None,
+    b: Optional[np.ndarray] = None,
+    b_scale: Any = None,
+    b_zero_point: Any = None,
+    y_scale: Any = None,
+    y_zero_point: Any = None,
+    *,
+    activation=None,
+    rounding: str = "fixed_point",
+    core_mask: int = 0,
+    out: Optional[np.ndarray] = None,
+    kernel: Optional[str] = None,
+) -> np.ndarray:
+    """com.microsoft QLinearMul on the DPU, with the arguments and broadcasting of :func:`add`.
+
+    ``rounding='fixed_point'``: TFLite's integer Mul, ``(a-za)*(b-zb)`` (exact) times one Q31 multiplier
+    ``sa*sb/sy``. ``rounding='float'``: onnxruntime's x86 QLinearMul, ``float((a-za)*(b-zb)) * (sa*sb/sy)
+    + zy`` in float32, rounded half to even. float16: the product in float32, rounded once (exactly IEEE
+    binary16 multiplication).
+    """
+    return _eltwise("mul", a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, activation,
+                    rounding, core_mask, out, kernel)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pooling (the PPU): MaxPool, AveragePool, GlobalAveragePool on NCHW
+
+
+def _pool(op: str, x, kernel_shape, strides, pads, dilations, ceil_mode, count_include_pad, x_scale, x_zero_point,
+          y_scale, y_zero_point, rounding, core_mask, out, kernel) -> np.ndarray:
+    x = A.as_array("x", x)
+    if x.ndim != 4:
+        raise ValueError(f"x must be 4-D NCHW, got shape {x.shape}")
+    dt = x.dtype.name
+    if dt not in ("int8", "uint8", "int16", "float16"):
+        raise TypeError(f"{op} needs int8, uint8, int16 or float16 x; got {dt}")
+    A.check_choice("rounding", rounding, _ROUNDINGS)
+    quant_args = (x_scale, x_zero_point, y_scale, y_zero_point)
+    quantized = any(v is not None for v in quant_args)
+    xs = ys = 1.0
+    xz = yz = 0
+    if quantized:
+        if dt not in ("int8", "uint8"):
+            raise ValueError(f"{op} of {dt} takes no scales or zero points")
+        what = f"{op} of {dt}"
+        xs = _required_scale("x_scale", x_scale, what)
+        ys = _required_scale("y_scale", y_scale, what)
+        xz = _quant_zp("x_zero_point", x_zero_point, dt)
+        yz = _quant_zp("y_zero_point", y_zero_point, dt)
+    if not isinstance(ceil_mode, (bool, np.bool_, int)):
+        raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+    if not isinstance(count_include_pad, (bool, np.bool_, int)):
+        raise TypeError(f"count_include_pad must be a bool, got {count_include_pad!r}")
+    pop = _core.pool_cached(op=op, dtype=dt, x_shape=list(x.shape), kernel_shape=list(kernel_shape),
+                            strides=list(strides), pads=list(pads), dilations=list(dilations),
+                            ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad), quantized=quantized,
+                            x_scale=xs, x_zero_point=xz, y_scale=ys, y_zero_point=yz, rounding=rounding,
+                            kernel=kernel or "")
+    y = A.out_array(out, pop.y_shape, pop.y_dtype)
+    pop.run(x, y, A.core_mask(core_mask))
+    return y
+
+
+def max_pool(
+    x: np.ndarray,
+    kernel_shape,
+    *,
+    strides=None,
+    pads=0,
+    dilations=(1, 1),
+    ceil_mode: bool = False,
+    core_mask: int = 0,
+    out: Optional[np.ndarray] = None,
+    kernel: Optional[str] = None,
+) -> np.ndarray:
+    """ONNX MaxPool on the NPU's PPU for int8, uint8, int16 and float16 NCHW x. Padding never wins;
+    a float16 NaN never wins (as onnxruntime and onnx.reference ignore it) and +0 > -0. ``pads`` is
+    (top, left, bottom, right), an (h, w) pair or an int; ``strides`` defaults to 1; with ``ceil_mode`` a
+    last window starting in the end padding is dropped (onnxruntime's output size)."""
+    strides = (1, 1) if strides is None else strides
+    return _pool("max", x, A.pair("kernel_shape", kernel_shape), A.pair("strides", strides), A.pads4(pads),
+                 A.pair("dilations", dilations), ceil_mode, False, None, None, None, None, "fixed_point", core_mask,
+                 out, kernel)
+
+
+def avg_pool(
+    x: np.ndarray,
+    kernel_shape,
+    *,
+    x_scale: Any = None,
+    x_zero_point: Any = None,
+    y_scale: Any = None,
+    y_zero_point: Any = None,
+    strides=None,
+    pads=0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = False,
+    rounding: str = "fixed_point",
+    core_mask: int = 0,
+    out: Optional[np.ndarray] = None,
+    kernel: Optional[str] = None,
+) -> np.ndarray:
+    """Average pooling on the PPU. int8 / uint8 x with scales: com.microsoft QLinearAveragePool (input
+    and output scales may differ; ``count_include_pad`` divides by kh*kw). float16 x without scales: ONNX
+    AveragePool (``count_include_pad`` counts the window's positions inside the padded input), the window
+    summed in float32 in (h, w) order, divided, rounded once to float16.
+
+    ``rounding='fixed_point'`` (NPU): the exact integer sum of (x - x_zp), requantized by
+    x_scale / (y_scale * count) with one Q31 multiplier per distinct count. ``rounding='float'``:
+    onnxruntime's float formula (docs/arithmetic.md, section 7)."""
+    strides = (1, 1) if strides is None else strides
+    return _pool("avg", x, A.pair("kernel_shape", kernel_shape), A.pair("strides", strides), A.pads4(pads), (1, 1),
+                 ceil_mode, count_include_pad, x_scale, x_zero_point, y_scale, y_zero_point, rounding, core_mask, out,
+                 kernel)
+
+
+def global_average_pool(
+    x: np.ndarray,
+    *,
+    x_scale: Any = None,
+    x_zero_point: Any = None,
+    y_scale: Any = None,
+    y_zero_point: Any = None,
+    rounding: str = "fixed_point",
+    core_mask: int = 0,
+    out: Optional[np.ndarray] = None,
+    kernel: Optional[str] = None,
+) -> np.ndarray:
+    """GlobalAveragePool: the average over H*W of every plane, output (N, C, 1, 1). int8 / uint8 with
+    scales: com.microsoft QLinearGlobalAveragePool; float16: ONNX GlobalAveragePool. Same arithmetic as
+    :func:`avg_pool` with the window = the whole plane."""
+    x = A.as_array("x", x)
+    if x.ndim != 4:
+        raise ValueError(f"x must be 4-D NCHW, got shape {x.shape}")
+    return _pool("global_avg", x, (x.shape[2], x.shape[3]), (1, 1), (0, 0, 0, 0), (1, 1), False, False, x_scale,
+                 x_zero_point, y_scale, y_zero_point, rounding, core_mask, out, kernel)

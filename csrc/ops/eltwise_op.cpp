@@ -1,0 +1,210 @@
+#include "ops/eltwise_op.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <list>
+#include <mutex>
+
+#include "core/check.h"
+
+namespace npuemu {
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "(";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + (s.size() == 1 ? ",)" : ")");
+}
+
+void check_scale(const char* name, float s) {
+  NPU_CHECK(std::isfinite(s) && s > 0, name, " must be a positive finite float, got ", s);
+}
+
+void check_zp(const char* name, int32_t zp, DType t) {
+  NPU_CHECK(zp >= dtype_min(t) && zp <= dtype_max(t), name, " ", zp, " is outside the ", dtype_name(t), " range [",
+            dtype_min(t), ", ", dtype_max(t), "]");
+}
+
+// quantize_multiplier() with a message that names the op's scales.
+QuantizedMultiplier checked_multiplier(double m, const char* what) {
+  NPU_CHECK(std::isfinite(m) && m < 1073741824.0, "the requantization multiplier ", what, " = ", m,
+            " is too large (must be < 2^30); check the scales");
+  return quantize_multiplier(m);
+}
+
+// Whether a is the operand that onnxruntime's broadcaster sees as one value over a span: a is broadcast
+// along the output's last dimension of size > 1, or the output is a single element.
+bool a_is_span_scalar(const std::vector<int64_t>& a, const std::vector<int64_t>& y) {
+  const size_t lead = y.size() - a.size();
+  for (size_t d = y.size(); d-- > 0;) {
+    if (y[d] == 1) continue;
+    return d < lead || a[d - lead] == 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+EltParams make_eltwise_params(const EltwiseArgs& a) {
+  EltParams p;
+  NPU_CHECK(a.act.kind == ActKind::kNone || a.act.kind == ActKind::kRelu || a.act.kind == ActKind::kClip,
+            a.op == EltOp::kAdd ? "add" : "mul",
+            " takes activation None, 'relu', 'relu6' or ('clip', min, max); leaky_relu is not fused here");
+  if (a.act.kind == ActKind::kClip)
+    NPU_CHECK(!(a.act.lo > a.act.hi), "clip activation needs min <= max, got min=", a.act.lo, " max=", a.act.hi);
+  p.act = a.act;
+  if (!a.quantized) return p;
+
+  check_scale("a_scale", a.a_scale);
+  check_scale("b_scale", a.b_scale);
+  check_scale("y_scale", a.y_scale);
+  check_zp("a_zero_point", a.a_zp, a.dtype);
+  check_zp("b_zero_point", a.b_zp, a.dtype);
+  check_zp("y_zero_point", a.y_zp, a.dtype);
+  p.za = a.a_zp;
+  p.zb = a.b_zp;
+  p.zy = a.y_zp;
+  activation_bounds(a.act, a.y_scale, a.y_zp, a.dtype, &p.lo, &p.hi);
+
+  // rounding='fixed_point': TFLite's Prepare of Add (left_shift 20) and Mul, multipliers in double.
+  const double sa = a.a_scale, sb = a.b_scale, sy = a.y_scale;
+  if (a.op == EltOp::kAdd) {
+    p.left_shift = 20;
+    const double twice_max = 2.0 * std::max(sa, sb);
+    p.ma = checked_multiplier(sa / twice_max, "a_scale / (2 max(a_scale, b_scale))");
+    p.mb = checked_multiplier(sb / twice_max, "b_scale / (2 max(a_scale, b_scale))");
+    p.my = checked_multiplier(twice_max / (static_cast<double>(1 << p.left_shift) * sy),
+                              "2 max(a_scale, b_scale) / (2^20 y_scale)");
+  } else {
+    p.my = checked_multiplier(sa * sb / sy, "a_scale * b_scale / y_scale");
+  }
+  p.ca = closed_form(p.ma);
+  p.cb = closed_form(p.mb);
+  p.cy = closed_form(p.my);
+
+  // rounding='float': onnxruntime's float32 constants (eltwise_arith.h), every operation in float32
+  p.ra = a.a_scale / a.y_scale;
+  p.rb = a.b_scale / a.y_scale;
+  const float fza = static_cast<float>(a.a_zp), fzb = static_cast<float>(a.b_zp), fzy = static_cast<float>(a.y_zp);
+  p.fix_ab = fzy - std::fmaf(p.ra, fza, p.rb * fzb);
+  p.fix_ba = fzy - std::fmaf(p.rb, fzb, p.ra * fza);
+  p.swap = a_is_span_scalar(a.a_shape, broadcast_shape(a.a_shape, a.b_shape));
+  p.ratio = a.a_scale * a.b_scale / a.y_scale;  // float32, left to right, as MLAS
+  p.zy_f = fzy;
+  return p;
+}
+
+EltwiseOp::EltwiseOp(const EltwiseArgs& a) : args_(a) {
+  for (int64_t d : a.a_shape) NPU_CHECK(d > 0, "a must not be empty, got shape ", shape_str(a.a_shape));
+  for (int64_t d : a.b_shape) NPU_CHECK(d > 0, "b must not be empty, got shape ", shape_str(a.b_shape));
+  if (a.quantized) {
+    NPU_CHECK_TYPE(a.dtype == DType::kInt8 || a.dtype == DType::kUInt8,
+                   "quantized add/mul needs int8 or uint8 a and b, got ", dtype_name(a.dtype));
+  } else {
+    NPU_CHECK_TYPE(a.dtype == DType::kFloat16, "add/mul without scales needs float16 a and b, got ",
+                   dtype_name(a.dtype));
+  }
+  EltSpec& s = spec_;
+  s.op = a.op;
+  s.dtype = a.dtype;
+  s.a_shape = a.a_shape;
+  s.b_shape = a.b_shape;
+  s.y_shape = broadcast_shape(a.a_shape, a.b_shape);
+  int64_t total = 1;
+  for (int64_t d : s.y_shape) {
+    total *= d;
+    NPU_CHECK(total < (int64_t{1} << 31), "output too large (more than 2^31 elements), shape ", shape_str(s.y_shape));
+  }
+  if (!a.quantized)
+    s.kind = EltKind::kFp16;
+  else if (a.rounding == Rounding::kFixedPoint)
+    s.kind = a.dtype == DType::kInt8 ? EltKind::kFixedS8 : EltKind::kFixedU8;
+  else
+    s.kind = a.dtype == DType::kInt8 ? EltKind::kFloatS8 : EltKind::kFloatU8;
+  s.p = make_eltwise_params(a);
+
+  // kernel selection: a forced kernel, else the rows kernel of the highest available ISA
+  const EltwiseKernel* chosen = nullptr;
+  std::string names;
+  for (const EltwiseKernel* k : eltwise_kernel_registry()) names += (names.empty() ? "" : ", ") + k->name();
+  if (!a.kernel.empty()) {
+    for (const EltwiseKernel* k : eltwise_kernel_registry())
+      if (k->name() == a.kernel) chosen = k;
+    NPU_CHECK(chosen != nullptr, "unknown kernel '", a.kernel, "'; registered element-wise kernels: ", names);
+    NPU_CHECK(static_cast<int>(chosen->isa()) <= static_cast<int>(active_isa()), "kernel '", a.kernel,
+              "' needs ISA ", isa_name(chosen->isa()), " but the active ISA is ", isa_name(active_isa()));
+    std::string why;
+    NPU_CHECK(chosen->supports(s, &why), "kernel '", a.kernel, "' does not support this op: ", why);
+  } else {
+    // the cheapest kernel of the active tier (the reference costs most, so it is never chosen here)
+    double best = 0;
+    for (const EltwiseKernel* k : eltwise_kernel_registry()) {
+      std::string why;
+      if (static_cast<int>(k->isa()) > static_cast<int>(active_isa()) || !k->supports(s, &why)) continue;
+      const double c = k->cost(s);
+      if (chosen == nullptr || c < best || (c == best && k->name() < chosen->name())) {
+        chosen = k;
+        best = c;
+      }
+    }
+    NPU_CHECK(chosen != nullptr, "no element-wise kernel registered; registered: ", names);
+  }
+  kernel_name_ = chosen->name();
+  plan_ = chosen->plan(s);
+}
+
+void EltwiseOp::run(const void* a, const void* b, void* y, uint32_t core_mask) const {
+  const CoreSet cores = CorePool::instance().cores_for_mask(core_mask);
+  plan_->run(a, b, y, cores);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Cache for the functional API.
+
+namespace {
+
+bool same_float(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
+
+bool same_args(const EltwiseArgs& a, const EltwiseArgs& b) {
+  return a.op == b.op && a.dtype == b.dtype && a.a_shape == b.a_shape && a.b_shape == b.b_shape &&
+         a.quantized == b.quantized && same_float(a.a_scale, b.a_scale) && same_float(a.b_scale, b.b_scale) &&
+         same_float(a.y_scale, b.y_scale) && a.a_zp == b.a_zp && a.b_zp == b.b_zp && a.y_zp == b.y_zp &&
+         a.rounding == b.rounding && a.act.kind == b.act.kind && same_float(a.act.lo, b.act.lo) &&
+         same_float(a.act.hi, b.act.hi) && same_float(a.act.alpha, b.act.alpha) && a.kernel == b.kernel;
+}
+
+struct CacheEntry {
+  Isa isa;
+  std::shared_ptr<EltwiseOp> op;
+};
+
+constexpr size_t kCacheEntries = 32;
+std::mutex g_mu;
+std::list<CacheEntry>& cache() {
+  static std::list<CacheEntry>* c = new std::list<CacheEntry>();
+  return *c;
+}
+
+}  // namespace
+
+std::shared_ptr<EltwiseOp> eltwise_op_cached(const EltwiseArgs& args) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  auto& c = cache();
+  for (auto it = c.begin(); it != c.end(); ++it) {
+    if (it->isa != active_isa() || !same_args(it->op->args(), args)) continue;
+    if (it != c.begin()) c.splice(c.begin(), c, it);
+    return c.front().op;
+  }
+  auto op = std::make_shared<EltwiseOp>(args);
+  c.push_front(CacheEntry{active_isa(), op});
+  if (c.size() > kCacheEntries) c.pop_back();
+  return op;
+}
+
+void eltwise_cache_clear() {
+  std::lock_guard<std::mutex> lk(g_mu);
+  cache().clear();
+}
+
+}  // namespace npuemu

@@ -1,0 +1,144 @@
+#include "ops/pool_op.h"
+
+#include <cmath>
+#include <cstring>
+#include <list>
+#include <mutex>
+
+#include "core/check.h"
+
+namespace npuemu {
+
+PoolOp::PoolOp(const PoolArgs& a) : args_(a) {
+  PoolSpec& s = spec_;
+  s.kind = a.kind;
+  s.dtype = a.dtype;
+  const char* opname = a.kind == PoolKind::kMax ? "max_pool" : a.global ? "global_average_pool" : "avg_pool";
+  if (a.kind == PoolKind::kMax) {
+    NPU_CHECK_TYPE(a.dtype == DType::kInt8 || a.dtype == DType::kUInt8 || a.dtype == DType::kInt16 ||
+                       a.dtype == DType::kFloat16,
+                   "max_pool needs int8, uint8, int16 or float16 x, got ", dtype_name(a.dtype));
+    NPU_CHECK(!a.quantized, "max_pool takes no scales or zero points (the maximum commutes with them)");
+  } else {
+    NPU_CHECK_TYPE(a.dtype == DType::kInt8 || a.dtype == DType::kUInt8 || a.dtype == DType::kFloat16, opname,
+                   " needs int8, uint8 (quantized) or float16 x, got ", dtype_name(a.dtype));
+    if (a.dtype == DType::kFloat16) {
+      NPU_CHECK(!a.quantized, opname, " of float16 takes no scales or zero points");
+    } else {
+      NPU_CHECK(a.quantized, opname, " of ", dtype_name(a.dtype), " needs x_scale and y_scale (QLinearAveragePool)");
+    }
+    NPU_CHECK(a.dilations.size() == 2 && a.dilations[0] == 1 && a.dilations[1] == 1, opname,
+              " takes no dilations");
+  }
+  std::vector<int64_t> kernel = a.kernel_shape, strides = a.strides, pads = a.pads;
+  if (a.global) {
+    NPU_CHECK(a.x_shape.size() == 4, "x must be 4-D NCHW, got ", a.x_shape.size(), " dimensions");
+    kernel = {a.x_shape[2], a.x_shape[3]};
+    strides = {1, 1};
+    pads = {0, 0, 0, 0};
+  }
+  s.g = make_pool_geometry(a.x_shape, kernel, strides, pads, a.dilations, a.ceil_mode);
+  if (a.kind == PoolKind::kAvg) {
+    if (a.dtype == DType::kFloat16) {
+      s.count = a.count_include_pad ? PoolCount::kPaddedExtent : PoolCount::kValid;
+    } else {
+      s.count = a.count_include_pad ? PoolCount::kKernel : PoolCount::kValid;
+      NPU_CHECK(std::isfinite(a.x_scale) && a.x_scale > 0, "x_scale must be a positive finite float, got ", a.x_scale);
+      NPU_CHECK(std::isfinite(a.y_scale) && a.y_scale > 0, "y_scale must be a positive finite float, got ", a.y_scale);
+      const int32_t lo = dtype_min(a.dtype), hi = dtype_max(a.dtype);
+      NPU_CHECK(a.x_zp >= lo && a.x_zp <= hi, "x_zero_point ", a.x_zp, " is outside the ", dtype_name(a.dtype),
+                " range [", lo, ", ", hi, "]");
+      NPU_CHECK(a.y_zp >= lo && a.y_zp <= hi, "y_zero_point ", a.y_zp, " is outside the ", dtype_name(a.dtype),
+                " range [", lo, ", ", hi, "]");
+      NPU_CHECK(s.g.kh * s.g.kw <= kMaxQuantAvgWindow, opname, ": a window of ", s.g.kh * s.g.kw,
+                " elements exceeds ", kMaxQuantAvgWindow, ", the most whose int32 sum of |x - x_zp| <= 255 is exact");
+      NPU_CHECK(static_cast<double>(a.x_scale) / a.y_scale < 1073741824.0, opname,
+                ": the requantization multiplier x_scale / (y_scale * count) = ",
+                static_cast<double>(a.x_scale) / a.y_scale, " (count 1) is too large (must be < 2^30)");
+      s.rounding = a.rounding;
+      s.x_scale = a.x_scale;
+      s.y_scale = a.y_scale;
+      s.x_zp = a.x_zp;
+      s.y_zp = a.y_zp;
+    }
+  }
+
+  const PoolKernel* chosen = nullptr;
+  std::string names;
+  for (const PoolKernel* k : pool_kernel_registry()) names += (names.empty() ? "" : ", ") + k->name();
+  if (!a.kernel.empty()) {
+    for (const PoolKernel* k : pool_kernel_registry())
+      if (k->name() == a.kernel) chosen = k;
+    NPU_CHECK(chosen != nullptr, "unknown kernel '", a.kernel, "'; registered pooling kernels: ", names);
+    NPU_CHECK(static_cast<int>(chosen->isa()) <= static_cast<int>(active_isa()), "kernel '", a.kernel,
+              "' needs ISA ", isa_name(chosen->isa()), " but the active ISA is ", isa_name(active_isa()));
+    std::string why;
+    NPU_CHECK(chosen->supports(s, &why), "kernel '", a.kernel, "' does not support this op: ", why);
+  } else {
+    for (const PoolKernel* k : pool_kernel_registry()) {
+      std::string why;
+      if (k->algo() == "reference" || static_cast<int>(k->isa()) > static_cast<int>(active_isa()) ||
+          !k->supports(s, &why))
+        continue;
+      if (chosen == nullptr || static_cast<int>(k->isa()) > static_cast<int>(chosen->isa())) chosen = k;
+    }
+    if (chosen == nullptr)
+      for (const PoolKernel* k : pool_kernel_registry())
+        if (k->algo() == "reference") chosen = k;
+    NPU_CHECK(chosen != nullptr, "no pooling kernel registered; registered: ", names);
+  }
+  kernel_name_ = chosen->name();
+  plan_ = chosen->plan(s);
+}
+
+void PoolOp::run(const void* x, void* y, uint32_t core_mask) const {
+  const CoreSet cores = CorePool::instance().cores_for_mask(core_mask);
+  plan_->run(x, y, cores);
+}
+
+namespace {
+
+bool same_float(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
+
+bool same_args(const PoolArgs& a, const PoolArgs& b) {
+  return a.kind == b.kind && a.global == b.global && a.dtype == b.dtype && a.x_shape == b.x_shape &&
+         a.kernel_shape == b.kernel_shape && a.strides == b.strides && a.pads == b.pads && a.dilations == b.dilations &&
+         a.ceil_mode == b.ceil_mode && a.count_include_pad == b.count_include_pad && a.quantized == b.quantized &&
+         same_float(a.x_scale, b.x_scale) && same_float(a.y_scale, b.y_scale) && a.x_zp == b.x_zp && a.y_zp == b.y_zp &&
+         a.rounding == b.rounding && a.kernel == b.kernel;
+}
+
+struct CacheEntry {
+  Isa isa;
+  std::shared_ptr<PoolOp> op;
+};
+
+constexpr size_t kCacheEntries = 32;
+std::mutex g_mu;
+std::list<CacheEntry>& cache() {
+  static std::list<CacheEntry>* c = new std::list<CacheEntry>();
+  return *c;
+}
+
+}  // namespace
+
+std::shared_ptr<PoolOp> pool_op_cached(const PoolArgs& args) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  auto& c = cache();
+  for (auto it = c.begin(); it != c.end(); ++it) {
+    if (it->isa != active_isa() || !same_args(it->op->args(), args)) continue;
+    if (it != c.begin()) c.splice(c.begin(), c, it);
+    return c.front().op;
+  }
+  auto op = std::make_shared<PoolOp>(args);
+  c.push_front(CacheEntry{active_isa(), op});
+  if (c.size() > kCacheEntries) c.pop_back();
+  return op;
+}
+
+void pool_cache_clear() {
+  std::lock_guard<std::mutex> lk(g_mu);
+  cache().clear();
+}
+
+}  // namespace npuemu
