@@ -202,9 +202,9 @@ class DirectPlan final : public ConvPlan {
     (void)per_oc;
   }
 
+  // The packed input's padding value and the zero point its sums correct for, then the shared
+  // output-stage tables (epilogue.cpp).
   void build_epilogue(const ConvData& d) {
-    const ConvGeometry& g = spec_.g;
-    // value of padded input elements in the packed format, and the zero point the sums correct for
     int64_t zp_in = d.x_zp;
     if (fmt_ == InputFormat::kU8) {
       zp_in = spec_.x_dtype == DType::kUInt8 ? d.x_zp : d.x_zp + 128;
@@ -214,81 +214,11 @@ class DirectPlan final : public ConvPlan {
     } else {
       pad_value_ = 0;
     }
-    const int64_t nblk = g.group * obg_;
-    epi_ = Buffer(static_cast<size_t>(nblk) * sizeof(EpiBlock));
-    std::memset(epi_.data(), 0, epi_.size());
-    EpiBlock* blocks = epi_.data<EpiBlock>();
-    ch_.assign(static_cast<size_t>(nblk * kC2), RequantChannel{});
-    const bool leaky = spec_.requant && spec_.act.kind == ActKind::kLeakyRelu;
-    for (int64_t grp = 0; grp < g.group; ++grp) {
-      for (int64_t ob = 0; ob < obg_; ++ob) {
-        EpiBlock& eb = blocks[grp * obg_ + ob];
-        for (int lane = 0; lane < kC2; ++lane) {
-          const int64_t ocl = ob * kC2 + lane;
-          if (ocl >= ocg_) continue;
-          const int64_t oc = grp * ocg_ + ocl;
-          if (spec_.family == ConvFamily::kFp16) {
-            eb.bias_f[lane] = d.bias_f[oc];
-            continue;
-          }
-          const int64_t b = d.bias[oc] - zp_in * wsum_[oc];
-          eb.bias[lane] = static_cast<int32_t>(static_cast<uint32_t>(b));  // int32 wrap
-          eb.bias64[lane] = b;
-          if (!spec_.requant) continue;
-          const RequantChannel& rc = d.os.ch[oc];
-          ch_[(grp * obg_ + ob) * kC2 + lane] = rc;
-          eb.lo[lane] = rc.lo;
-          eb.hi[lane] = rc.hi;
-          (lane % 2 ? eb.lo_o : eb.lo_e)[lane / 2] = rc.lo;
-          (lane % 2 ? eb.hi_o : eb.hi_e)[lane / 2] = rc.hi;
-          eb.scale[lane] = rc.scale_pos;
-          eb.scale_neg[lane] = rc.scale_neg;
-          eb.flo[lane] = static_cast<float>(rc.lo);
-          eb.fhi[lane] = static_cast<float>(rc.hi);
-          fill_fixed(eb.pos, lane, rc.pos);
-          fill_fixed(eb.neg, lane, rc.neg);
-        }
-      }
-    }
-    epi_args_.zp = spec_.requant ? d.os.zp : 0;
-    epi_args_.leaky = leaky;
-    epi_args_.out_elem = static_cast<int>(out_elem_bytes());
-    epi_args_.act = spec_.act;
-    epi_args_.rounding = spec_.requant ? d.os.rounding : Rounding::kFixedPoint;
-    epi_args_.acc64 = mac_ == MacType::kI16_I64;
-    epi_args_.wrap32 = epi_args_.acc64 && spec_.family == ConvFamily::kInt8;
-    if (spec_.family == ConvFamily::kFp16)
-      epi_args_.kind = EpiKind::kFp16;
-    else if (!spec_.requant)
-      epi_args_.kind = spec_.family == ConvFamily::kInt16 ? EpiKind::kRaw64 : EpiKind::kRaw32;
-    else
-      epi_args_.kind = d.os.rounding == Rounding::kFixedPoint ? EpiKind::kFixed : EpiKind::kFloat;
-  }
-
-  // The SIMD form of RoundingDivideByPOT(SRDHM(acc * 2^left, m0), right) for int32 accumulators.
-  static void fill_fixed(FixedBlock& f, int lane, QuantizedMultiplier q) {
-    const int left = q.shift > 0 ? q.shift : 0;
-    const int right = q.shift > 0 ? 0 : -q.shift;
-    int64_t r = 0, k = 0, s = 0;
-    int32_t m0 = q.m0;
-    if (m0 == 0 || right >= 32) {  // every int32 accumulator rounds to 0 (see fixedpoint.h)
-      m0 = 0;
-    } else if (left > 0) {
-      r = int64_t{1} << (30 - left);
-      s = 31 - left;
-    } else if (right == 0) {
-      r = int64_t{1} << 30;
-      s = 31;
-    } else {
-      r = (int64_t{1} << 30) + (int64_t{1} << (30 + right));
-      k = int64_t{1} << 31;
-      s = 31 + right;
-    }
-    f.m0[lane] = m0;
-    if (lane % 2) f.m0_odd[lane - 1] = m0;
-    (lane % 2 ? f.r_o : f.r_e)[lane / 2] = r;
-    (lane % 2 ? f.k_o : f.k_e)[lane / 2] = k;
-    (lane % 2 ? f.s_o : f.s_e)[lane / 2] = s;
+    Epilogue e;
+    direct::build_epilogue(spec_, d, wsum_, zp_in, mac_ == MacType::kI16_I64, &e);
+    epi_ = std::move(e.blocks);
+    ch_ = std::move(e.ch);
+    epi_args_ = e.args;
   }
 
   ConvSpec spec_;

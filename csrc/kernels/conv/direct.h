@@ -23,7 +23,9 @@
 // Weights are packed once per plan in the exact order a micro-kernel consumes them.
 #pragma once
 #include <cstdint>
+#include <vector>
 
+#include "core/memory.h"
 #include "kernels/conv/conv.h"
 
 namespace npuemu {
@@ -104,6 +106,23 @@ struct EpiArgs {
   bool acc64;              // the tile holds int64 accumulators (I16_I64 MACs)
   bool wrap32;             // int64 tile of the int8 family: wrap to int32 before the output stage
 };
+
+// The output-stage tables of one convolution, shared by every driver (direct, Winograd): one EpiBlock
+// per (group, block of 16 output channels) in group-major order, the per-channel scalar form
+// (RequantChannel per lane, zero past the channel count) and the EpiArgs of its tiles (blocks, ch and
+// valid_channels are set per tile by the driver).
+struct Epilogue {
+  Buffer blocks;                   // EpiBlock[group * ceil(ocg / 16)]
+  std::vector<RequantChannel> ch;  // [group * ceil(ocg / 16) * 16]
+  EpiArgs args{};
+};
+
+// Builds the tables. Integer families: the bias of output channel oc becomes
+// bias[oc] - zp_in * wsum[oc] (wsum = sum of the channel's weights minus w_zp, zp_in = the value the
+// packed input holds for a zero activation), wrapped to int32 for the int8 family (exact modulo 2^32,
+// docs/arithmetic.md section 2). acc64: the tiles hold int64 accumulators. fp16: bias_f only.
+void build_epilogue(const ConvSpec& spec, const ConvData& d, const std::vector<int64_t>& wsum, int64_t zp_in,
+                    bool acc64, Epilogue* out);
 
 // The portable output stage (scalar definitions); SIMD tables use it for int64 tiles.
 void epi_portable(const void* acc, int mr, int nob, const EpiArgs& e, void* y, int64_t y_ob_stride);
