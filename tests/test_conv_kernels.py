@@ -149,7 +149,12 @@ def test_requant_rounding_ties(kernel, rounding, shift):
     xs = np.concatenate([x, rem], axis=1)  # two input channels: acc = 16 * x + rem
     w = np.array([16, 1], np.int8).reshape(1, 2, 1, 1)
     m = 2.0**-shift
-    y = ops.qlinear_conv(xs, 1.0, 0, w, m, 0, 1.0, np.int16(0), y_dtype="int16", rounding=rounding, kernel=kernel)
+    try:
+        y = ops.qlinear_conv(xs, 1.0, 0, w, m, 0, 1.0, np.int16(0), y_dtype="int16", rounding=rounding, kernel=kernel)
+    except ValueError as e:
+        if "does not support" in str(e):
+            pytest.skip(f"{kernel}: {e}")  # e.g. Winograd kernels (3x3 only)
+        raise
     ref = ops.qlinear_conv(xs, 1.0, 0, w, m, 0, 1.0, np.int16(0), y_dtype="int16", rounding=rounding, kernel=REF)
     assert np.array_equal(y, ref)
     if rounding == "fixed_point":
