@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import available_kernels
+from conftest import available_isas, available_kernels
 from conv_cases import conv_fp64, fp16_data, int_data, winograd_fp16_bound, winograd_magnitude
 from npuemu import ops
 
@@ -267,3 +267,21 @@ def test_algo_selects_the_family(rng):
     xf, wf = fp16_data(rng, (1, 16, 8, 8)), fp16_data(rng, (16, 16, 3, 3))
     assert "winograd" in ops.Conv(xf.shape, wf, pads=1, algo="winograd").kernel_name
     assert "direct" in ops.Conv(xf.shape, wf, pads=1, algo="direct").kernel_name
+
+
+@pytest.mark.parametrize("isa", available_isas())
+def test_isa_cap_selects_that_tier(rng, isa_cap, isa):
+    """Under each ISA cap algo='winograd' runs that tier's kernel, with the same results."""
+    s = SHAPES[2]
+    xs, ws, kw = case(s)
+    xi, wi = int_data(rng, xs, -128, 127, np.int8), int_data(rng, ws, -128, 127, np.int8)
+    xf, wf = fp16_data(rng, xs), fp16_data(rng, ws)
+    ref_i = ops.conv_integer(xi, wi, 3, kernel=REF, **kw)
+    ref_f = ops.conv(xf, wf, kernel=f"conv2d_fp16_winograd43_{available_isas()[0]}", **kw)
+    isa_cap(isa)
+    op = ops.ConvInteger(xs, "int8", wi, 3, algo="winograd", **kw)
+    assert op.kernel_name == f"conv2d_int8_winograd23_{isa}"
+    assert same_bits(op(xi), ref_i)
+    opf = ops.Conv(xs, wf, kernel=f"conv2d_fp16_winograd43_{isa}", **kw)
+    assert same_bits(opf(xf), ref_f)
+    assert ops.Conv(xs, wf, algo="winograd", **kw).kernel_name.endswith("_" + isa)

@@ -108,7 +108,13 @@ void bind_conv(py::module_& m) {
       .def_property_readonly("y_shape", &ConvOp::y_shape)
       .def_property_readonly("y_dtype", [](const ConvOp& op) { return numpy_dtype(op.y_dtype()); })
       .def_property_readonly("packed_bytes", &ConvOp::packed_bytes)
-      .def_property_readonly("macs", [](const ConvOp& op) { return op.spec().g.macs(); });
+      .def_property_readonly("macs", [](const ConvOp& op) { return op.spec().g.macs(); })
+      .def_property_readonly("candidate_costs", [](const ConvOp& op) {
+        // (kernel name, modelled ns) of every kernel algo='auto' could pick for this op, cheapest first
+        py::list out;
+        for (const ConvKernel* k : conv_candidates(op.spec(), "auto")) out.append(py::make_tuple(k->name(), k->cost(op.spec())));
+        return out;
+      });
 
   m.def(
       "conv_cached",

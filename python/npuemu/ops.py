@@ -256,6 +256,12 @@ class _Prepared:
     def packed_bytes(self) -> int:
         return self._op.packed_bytes
 
+    @property
+    def candidate_costs(self) -> list:
+        """``(kernel name, modelled ns on one core)`` of every kernel ``algo='auto'`` could pick for this
+        shape, cheapest first (the cost model behind the automatic choice)."""
+        return [(name, float(cost)) for name, cost in self._op.candidate_costs]
+
     def __call__(self, x: np.ndarray, *, core_mask: int = 0, out: Optional[np.ndarray] = None) -> np.ndarray:
         return _run(self._op, A.as_array("x", x), out, core_mask)
 

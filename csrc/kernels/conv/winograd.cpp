@@ -325,8 +325,8 @@ const char* kind_algo(Kind k) { return k == Kind::kFp16F43 ? "winograd43" : "win
 
 class WinogradKernel : public ConvKernel {
  public:
-  WinogradKernel(const char* name, Isa isa, Kind kind, double macs_per_ns)
-      : name_(name), isa_(isa), kind_(kind), macs_per_ns_(macs_per_ns) {}
+  WinogradKernel(const char* name, Isa isa, Kind kind, double macs_per_ns, double tf_ns, double out_ns)
+      : name_(name), isa_(isa), kind_(kind), macs_per_ns_(macs_per_ns), tf_ns_(tf_ns), out_ns_(out_ns) {}
   std::string name() const override { return name_; }
   std::string algo() const override { return kind_algo(kind_); }
   Isa isa() const override { return isa_; }
@@ -361,16 +361,24 @@ class WinogradKernel : public ConvKernel {
     }
     return true;
   }
+  // Modelled time on one core (ns), the form of direct.cpp's model: the GEMMs at the measured rate, or
+  // the transformed weights streamed from memory where they exceed what stays cached (~16 MiB at
+  // ~26 GB/s), plus the transforms per element of V and M, the output stage per output, the shared
+  // pack / unpack passes and a fixed cost. Constants fitted with bench/bench_winograd.py --calibrate.
   double cost(const ConvSpec& s) const override {
     const ConvGeometry& g = s.g;
     const int m = tile_out(kind_);
-    const double tiles = static_cast<double>(g.n * g.group * ceil_div(g.oh, m) * ceil_div(g.ow, m));
+    const double per_img_tiles = static_cast<double>(g.group * ceil_div(g.oh, m) * ceil_div(g.ow, m));
+    const double tiles = static_cast<double>(g.n) * per_img_tiles;
     const double icp = static_cast<double>(ceil_div(g.icg(), kC2) * kC2);
     const double ocp = static_cast<double>(ceil_div(g.ocg(), kC2) * kC2);
-    const double gemm = tiles * npos(kind_) * icp * ocp / macs_per_ns_;
-    // transforms: per tile and channel, ~npos operations in and out (SIMD over 16 channels)
-    const double tf = tiles * npos(kind_) * (icp + ocp) / (macs_per_ns_ * 0.5);
-    return gemm + tf + conv_memory_cost_ns(s) + 3000.0;
+    const double np = npos(kind_);
+    const double gemm = tiles * np * icp * ocp / macs_per_ns_;
+    const double u_bytes = static_cast<double>(g.group) * np * icp * ocp * elem_bytes(kind_);
+    const double stream = static_cast<double>(g.n) * std::max(0.0, u_bytes - 16.0 * (1 << 20)) * 0.038;
+    const double outs = static_cast<double>(g.n * g.oc * g.oh * g.ow);
+    return std::max(gemm, stream) + tf_ns_ * tiles * np * (icp + ocp) + out_ns_ * outs + conv_memory_cost_ns(s) +
+           2000.0;
   }
   std::unique_ptr<ConvPlan> plan(const ConvSpec& s, const ConvData& d) const override {
     return std::make_unique<WinogradPlan>(s, d, kind_, table());
@@ -388,28 +396,35 @@ class WinogradKernel : public ConvKernel {
   const char* name_;
   Isa isa_;
   Kind kind_;
-  double macs_per_ns_;
+  double macs_per_ns_;  // GEMM multiply-adds (padded channels) per ns
+  double tf_ns_;        // ns per element of V and M (input / output transform)
+  double out_ns_;       // ns per output element (output stage)
 };
 
-#define NPUEMU_WINOGRAD_KERNEL(cls, name, isa, kind, rate)        \
-  class cls final : public WinogradKernel {                      \
-   public:                                                       \
-    cls() : WinogradKernel(name, isa, kind, rate) {}             \
-  };                                                             \
+#define NPUEMU_WINOGRAD_KERNEL(cls, name, isa, kind, rate, tf_ns, out_ns) \
+  class cls final : public WinogradKernel {                              \
+   public:                                                               \
+    cls() : WinogradKernel(name, isa, kind, rate, tf_ns, out_ns) {}      \
+  };                                                                     \
   NPUEMU_REGISTER_CONV_KERNEL(cls)
 
-// Rates: GEMM multiply-adds per ns on one core (model parameters for algo='auto', see docs).
-NPUEMU_WINOGRAD_KERNEL(Int8Wino23Scalar, "conv2d_int8_winograd23_scalar", Isa::kScalar, Kind::kInt8F23, 1.0);
-NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Scalar, "conv2d_fp16_winograd23_scalar", Isa::kScalar, Kind::kFp16F23, 0.5);
-NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Scalar, "conv2d_fp16_winograd43_scalar", Isa::kScalar, Kind::kFp16F43, 0.5);
-NPUEMU_WINOGRAD_KERNEL(Int8Wino23Avx512, "conv2d_int8_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kInt8F23, 100.0);
-NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Avx512, "conv2d_fp16_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F23, 50.0);
-NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Avx512, "conv2d_fp16_winograd43_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F43, 50.0);
+// Per kernel: GEMM rate (multiply-adds per ns), ns per transformed element, ns per output element.
+// Fitted on this project's calibration grid with bench/bench_winograd.py --calibrate (AMD Zen 4, one
+// core). The AVX2 output stage is the portable one until the direct AVX2 kernels provide theirs.
+NPUEMU_WINOGRAD_KERNEL(Int8Wino23Scalar, "conv2d_int8_winograd23_scalar", Isa::kScalar, Kind::kInt8F23, 8.2, 1.36, 8.2);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Scalar, "conv2d_fp16_winograd23_scalar", Isa::kScalar, Kind::kFp16F23, 0.5, 0.23, 5.2);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Scalar, "conv2d_fp16_winograd43_scalar", Isa::kScalar, Kind::kFp16F43, 0.5, 2.0, 2.6);
+NPUEMU_WINOGRAD_KERNEL(Int8Wino23Avx2, "conv2d_int8_winograd23_avx2", Isa::kAvx2, Kind::kInt8F23, 47.0, 0.155, 7.8);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Avx2, "conv2d_fp16_winograd23_avx2", Isa::kAvx2, Kind::kFp16F23, 46.0, 0.35, 0.6);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Avx2, "conv2d_fp16_winograd43_avx2", Isa::kAvx2, Kind::kFp16F43, 42.7, 0.49, 0.94);
+NPUEMU_WINOGRAD_KERNEL(Int8Wino23Avx512, "conv2d_int8_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kInt8F23, 106.0,
+                       0.117, 0.0);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Avx512, "conv2d_fp16_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F23, 54.0,
+                       0.21, 0.27);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Avx512, "conv2d_fp16_winograd43_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F43, 53.8,
+                       0.31, 0.37);
 
 }  // namespace
-
-// AVX2 kernels: winograd_avx2.cpp (to come).
-const Table* table_avx2(Kind) { return nullptr; }
 
 }  // namespace winograd
 }  // namespace npuemu
