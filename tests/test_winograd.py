@@ -285,3 +285,24 @@ def test_isa_cap_selects_that_tier(rng, isa_cap, isa):
     opf = ops.Conv(xs, wf, kernel=f"conv2d_fp16_winograd43_{isa}", **kw)
     assert same_bits(opf(xf), ref_f)
     assert ops.Conv(xs, wf, algo="winograd", **kw).kernel_name.endswith("_" + isa)
+
+
+@pytest.mark.parametrize("kernel", INT8_WINO + FP16_WINO)
+def test_steady_state_runs_allocate_nothing(rng, kernel):
+    from npuemu import _core
+
+    s = (2, 40, 23, 19, 70, (1, 1, 1, 1), 2)
+    xs, ws, kw = case(s)
+    if "int8" in kernel:
+        x, w = int_data(rng, xs, -128, 127, np.int8), int_data(rng, ws, -128, 127, np.int8)
+        op = ops.QLinearConv(xs, "int8", 0.05, 1, w, 0.01, 0, 0.3, np.int8(2), kernel=kernel, **kw)
+    else:
+        x, w = fp16_data(rng, xs), fp16_data(rng, ws)
+        op = ops.Conv(xs, w, kernel=kernel, **kw)
+    y = op(x)
+    for mask in (0, 7, 0, 7):  # warm every core's workspace
+        op(x, out=y, core_mask=mask)
+    before = _core.alloc_stats()["count"]
+    for mask in (0, 7, 3):
+        op(x, out=y, core_mask=mask)
+    assert _core.alloc_stats()["count"] == before

@@ -283,22 +283,21 @@ class WinogradPlan final : public ConvPlan {
       for (int j = 0; j < 4; ++j) u[i][j] = t[i][0] * kG23x2[j][0] + t[i][1] * kG23x2[j][1] + t[i][2] * kG23x2[j][2];
   }
 
-  // U = G g G^T in double: F(2,3) exactly (halves and quarters of sums of fp16 values); F(4,3) as
-  // (24G) g (24G)^T / 576 with integer matrices (one division, relative error <= 2^-53 beyond the sums).
+  // U = G g G^T in double, exact for F(2,3) (halves and quarters of sums of fp16 values: multiples of
+  // 2^-26 below 2^18) and for F(4,3) up to the final division: (24G) g (24G)^T has integer-matrix
+  // products of fp16 values (multiples of 2^-24 below 2^35), then / 576 rounds once (2^-53).
   void transform_kernel_float(const double gk[3][3], double u[6][6]) const {
+    const bool f43 = kind_ == Kind::kFp16F43;
     const int n = n_;
-    double gm[6][3];
-    double scale = 1.0;
+    double gm[6][3], t[6][3];
     for (int i = 0; i < n; ++i)
-      for (int j = 0; j < 3; ++j) gm[i][j] = kind_ == Kind::kFp16F43 ? kG43x24[i][j] : kG23[i][j];
-    if (kind_ == Kind::kFp16F43) scale = 1.0 / 576.0;
-    double t[6][3];
+      for (int j = 0; j < 3; ++j) gm[i][j] = f43 ? kG43x24[i][j] : kG23[i][j];
     for (int i = 0; i < n; ++i)
       for (int j = 0; j < 3; ++j) t[i][j] = gm[i][0] * gk[0][j] + gm[i][1] * gk[1][j] + gm[i][2] * gk[2][j];
     for (int i = 0; i < n; ++i)
       for (int j = 0; j < n; ++j) {
         const double s = t[i][0] * gm[j][0] + t[i][1] * gm[j][1] + t[i][2] * gm[j][2];
-        u[i][j] = kind_ == Kind::kFp16F43 ? s / 576.0 : s * scale;
+        u[i][j] = f43 ? s / 576.0 : s;
       }
   }
 
