@@ -82,11 +82,13 @@ def table(args) -> None:
                 t[algo] = time_op(op, x, args.min_time, args.rounds)
                 row += f"{t[algo] / 1e6:>10.3f} ms {op.macs / t[algo]:6.1f} G"
             wino = min(v for a, v in t.items() if a != "direct")
+            ratio = f"{t['direct'] / wino:>19.2f}x" if "direct" in t else f"{'-':>20}"
             auto, _ = make_op(family, ic, oc, hw, rng)
-            chosen = auto.kernel_name.split("_")[2]
+            chosen = auto.kernel_name.split("_", 2)[2]
             fastest = min(t, key=t.get)
-            flag = "" if chosen == fastest or t[chosen] <= 1.03 * t[fastest] else "  (slower pick)"
-            print(row + f"{t['direct'] / wino:>19.2f}x  {chosen}{flag}")
+            algo = chosen.rsplit("_", 1)[0]
+            flag = "" if algo == fastest or (algo in t and t[algo] <= 1.03 * t[fastest]) else "  (slower pick)"
+            print(row + f"{ratio}  {chosen}{flag}")
 
 
 def features(family: str, algo: str, ic: int, oc: int, hw: int) -> list:
