@@ -91,42 +91,50 @@ def table(args) -> None:
             print(row + f"{ratio}  {chosen}{flag}")
 
 
-def features(family: str, algo: str, ic: int, oc: int, hw: int) -> list:
-    """The quantities the C++ cost() models are linear in (see direct.cpp / winograd.cpp)."""
+def model_terms(family: str, algo: str, ic: int, oc: int, hw: int) -> dict:
+    """The quantities of the C++ cost() models (direct.cpp, winograd.cpp) for one layer, batch 1."""
     icp, ocp = -(-ic // 16) * 16, -(-oc // 16) * 16
-    outs = oc * hw * hw
+    terms = dict(outs=oc * hw * hw, mem=0.15 * ic * (hw + 2) ** 2 + 0.25 * oc * hw * hw)  # conv_memory_cost_ns
     if algo == "direct":
-        return [hw * hw * oc * ic * 9 * (icp / ic) * (ocp / oc), outs, 1.0]
+        terms["macs"] = hw * hw * icp * ocp * 9  # MACs / lane efficiency
+        return terms
     m = 4 if algo == "winograd43" else 2
-    tiles = (-(-hw // m)) ** 2
-    npos = (m + 2) ** 2
-    eb = 2 if family == "int8" else 4
-    return [tiles * npos * icp * ocp, tiles * npos * (icp + ocp), outs, npos * icp * ocp * eb, 1.0]
-
-
-def memory_ns(ic: int, oc: int, hw: int) -> float:  # conv_memory_cost_ns (conv.cpp)
-    return 0.15 * ic * (hw + 2) ** 2 + 0.25 * oc * hw * hw
+    tiles, npos = (-(-hw // m)) ** 2, (m + 2) ** 2
+    u_bytes = npos * icp * ocp * (2 if family == "int8" else 4)
+    terms.update(gemm=tiles * npos * icp * ocp, vm=tiles * npos * (icp + ocp),
+                 stream=max(0.0, u_bytes - 16 * 2**20) * 0.038)
+    return terms
 
 
 def calibrate(args) -> None:
-    from scipy.optimize import nnls
+    """Measures every kernel of the tier on GRID + the table's layers and fits the constants of its
+    cost() model (relative least squares): direct `macs / R + 90 * outs / R + mem + 2000`, Winograd
+    `max(gemm / R, stream) + tf * vm + out * outs + mem + 2000`."""
+    from scipy.optimize import least_squares
 
     rng = np.random.default_rng(0)
     for family in ("int8", "fp16"):
         for algo, name in kernels(family, args.isa).items():
-            rows, ts = [], []
+            terms, ts = [], []
             for ic, oc, hw in GRID + RESNET + EXTRA:
                 op, x = make_op(family, ic, oc, hw, rng, kernel=name)
-                t = time_op(op, x, args.min_time, args.rounds)
-                rows.append(features(family, algo, ic, oc, hw))
-                ts.append(t - memory_ns(ic, oc, hw))
-            a, b = np.array(rows), np.array(ts)
-            wgt = 1 / b  # relative error
-            coef, _ = nnls(a * wgt[:, None], b * wgt)
-            rel = (a @ coef - b) / b
-            names = ["macs", "outs", "1"] if algo == "direct" else ["gemm", "v+m", "outs", "u_bytes", "1"]
-            print(f"{name}: " + ", ".join(f"{n}={c:.4g}" for n, c in zip(names, coef)) +
-                  f"  (rate {1 / coef[0]:.1f}/ns; rel err max {np.abs(rel).max():.2f}, rms {np.sqrt(np.mean(rel**2)):.2f})")
+                ts.append(time_op(op, x, args.min_time, args.rounds))
+                terms.append(model_terms(family, algo, ic, oc, hw))
+            t = np.array(ts)
+
+            def model(p):
+                if algo == "direct":
+                    return np.array([(d["macs"] + 90 * d["outs"]) / p[0] + d["mem"] + 2000 for d in terms])
+                return np.array([max(d["gemm"] / p[0], d["stream"]) + p[1] * d["vm"] + p[2] * d["outs"] + d["mem"]
+                                 + 2000 for d in terms])
+
+            p0 = [50.0] if algo == "direct" else [50.0, 0.1, 0.1]
+            fit = least_squares(lambda p: model(p) / t - 1, p0, bounds=(0, np.inf))
+            rel = model(fit.x) / t - 1
+            consts = f"rate {fit.x[0]:.1f}"
+            if algo != "direct":
+                consts += f", tf_ns {fit.x[1]:.3f}, out_ns {fit.x[2]:.3f}"
+            print(f"{name}: {consts}  (relative error max {np.abs(rel).max():.2f}, rms {np.sqrt(np.mean(rel**2)):.3f})")
 
 
 def main() -> None:

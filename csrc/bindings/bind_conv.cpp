@@ -112,7 +112,8 @@ void bind_conv(py::module_& m) {
       .def_property_readonly("candidate_costs", [](const ConvOp& op) {
         // (kernel name, modelled ns) of every kernel algo='auto' could pick for this op, cheapest first
         py::list out;
-        for (const ConvKernel* k : conv_candidates(op.spec(), "auto")) out.append(py::make_tuple(k->name(), k->cost(op.spec())));
+        for (const ConvKernel* k : conv_candidates(op.spec(), "auto"))
+          out.append(py::make_tuple(k->name(), k->cost(op.spec())));
         return out;
       });
 

@@ -279,7 +279,7 @@ class DirectKernel : public ConvKernel {
     const double lane_eff = icg / static_cast<double>(ceil_div(g.icg(), kC2) * kC2) * ocg /
                             static_cast<double>(ceil_div(g.ocg(), kC2) * kC2);
     // the output stage (DPU) costs about as much as 90 MACs per output element (fitted with
-    // bench/bench_winograd.py --calibrate: 0.44 ns int8, 1.2 ns fp16 on AVX-512)
+    // bench/bench_winograd.py --calibrate: 0.42 ns int8, 1.5 ns fp16 on AVX-512)
     const double outs = static_cast<double>(g.n * g.oc * g.oh * g.ow);
     return static_cast<double>(g.macs()) / (macs_per_ns_ * lane_eff) + 90.0 * outs / macs_per_ns_ +
            conv_memory_cost_ns(s) + 2000.0;
@@ -329,11 +329,11 @@ class DirectKernel : public ConvKernel {
 // Rates (MACs per ns on one core) are model parameters for algo='auto'; the int8 and fp16 ones fitted
 // with bench/bench_winograd.py --calibrate (AMD Zen 4, one core).
 NPUEMU_DIRECT_KERNEL(Int8DirectScalar, "conv2d_int8_direct_scalar", Isa::kScalar, MacType::kU8S8_I32, 7.5);
-NPUEMU_DIRECT_KERNEL(Int8DirectAvx512, "conv2d_int8_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kU8S8_I32, 225.0);
+NPUEMU_DIRECT_KERNEL(Int8DirectAvx512, "conv2d_int8_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kU8S8_I32, 214.0);
 NPUEMU_DIRECT_KERNEL(Int16DirectScalar, "conv2d_int16_direct_scalar", Isa::kScalar, MacType::kI16_I64, 0.8);
 NPUEMU_DIRECT_KERNEL(Int16DirectAvx512, "conv2d_int16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kI16_I64, 40.0);
 NPUEMU_DIRECT_KERNEL(Fp16DirectScalar, "conv2d_fp16_direct_scalar", Isa::kScalar, MacType::kF32, 0.5);
-NPUEMU_DIRECT_KERNEL(Fp16DirectAvx512, "conv2d_fp16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kF32, 55.0);
+NPUEMU_DIRECT_KERNEL(Fp16DirectAvx512, "conv2d_fp16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kF32, 59.0);
 
 }  // namespace
 }  // namespace direct

@@ -416,12 +416,12 @@ NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Scalar, "conv2d_fp16_winograd43_scalar", Isa::k
 NPUEMU_WINOGRAD_KERNEL(Int8Wino23Avx2, "conv2d_int8_winograd23_avx2", Isa::kAvx2, Kind::kInt8F23, 47.0, 0.155, 7.8);
 NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Avx2, "conv2d_fp16_winograd23_avx2", Isa::kAvx2, Kind::kFp16F23, 46.0, 0.35, 0.6);
 NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Avx2, "conv2d_fp16_winograd43_avx2", Isa::kAvx2, Kind::kFp16F43, 42.7, 0.49, 0.94);
-NPUEMU_WINOGRAD_KERNEL(Int8Wino23Avx512, "conv2d_int8_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kInt8F23, 106.0,
-                       0.117, 0.0);
-NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Avx512, "conv2d_fp16_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F23, 54.0,
-                       0.21, 0.27);
-NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Avx512, "conv2d_fp16_winograd43_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F43, 53.8,
-                       0.31, 0.37);
+NPUEMU_WINOGRAD_KERNEL(Int8Wino23Avx512, "conv2d_int8_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kInt8F23, 107.7,
+                       0.127, 0.0);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Avx512, "conv2d_fp16_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F23, 55.1,
+                       0.204, 0.164);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Avx512, "conv2d_fp16_winograd43_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F43, 54.3,
+                       0.299, 0.171);
 
 }  // namespace
 

@@ -71,11 +71,15 @@ NPUEMU_TARGET_AVX2 NPUEMU_INLINE void out43(const __m256* m, __m256* o) {
 NPUEMU_TARGET_AVX2 NPUEMU_INLINE void load_vec(const uint8_t* p, __m256i* v) {
   *v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
-NPUEMU_TARGET_AVX2 NPUEMU_INLINE void load_vec(const uint8_t* p, __m256* v) { *v = _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
+NPUEMU_TARGET_AVX2 NPUEMU_INLINE void load_vec(const uint8_t* p, __m256* v) {
+  *v = _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+}
 NPUEMU_TARGET_AVX2 NPUEMU_INLINE void store_vec(uint8_t* p, __m256i v) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
 }
-NPUEMU_TARGET_AVX2 NPUEMU_INLINE void store_vec(uint8_t* p, __m256 v) { _mm256_storeu_ps(reinterpret_cast<float*>(p), v); }
+NPUEMU_TARGET_AVX2 NPUEMU_INLINE void store_vec(uint8_t* p, __m256 v) {
+  _mm256_storeu_ps(reinterpret_cast<float*>(p), v);
+}
 
 // ---------------------------------------------------------------------------------------------------
 // Input transform of a row of tiles, one ymm (int16: the whole block; fp32: half a block) at a time;
