@@ -85,3 +85,63 @@ def conv_fp64(x, w, b, s) -> np.ndarray:
         y += b.astype(np.float64)[None, :, None, None]
         absy += np.abs(b.astype(np.float64))[None, :, None, None]
     return y, absy
+
+
+# Winograd F(m x m, 3 x 3) matrices (docs/arithmetic.md section 6), as float64.
+WINOGRAD = {
+    2: dict(
+        BT=np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64),
+        G=np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64),
+        AT=np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64),
+        depth=8,  # roundings along the longest path besides the GEMM's icg (section 6)
+    ),
+    4: dict(
+        BT=np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                     [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64),
+        G=np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+                    [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64),
+        AT=np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], np.float64),
+        depth=12,
+    ),
+}
+
+
+def winograd_magnitude(x, w, b, s, m: int) -> np.ndarray:
+    """S = |A^T| (sum_c |G||g_c||G|^T (.) |B^T||d_c||B|) |A| + |b| per output: the exact Winograd
+    computation carried out on absolute values (float64), against which the fp32 rounding errors of
+    F(m x m, 3 x 3) are bounded (docs/arithmetic.md section 6)."""
+    _, _, _, _, _, (kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw), g = s
+    assert (kh, kw, sh, sw, dh, dw) == (3, 3, 1, 1, 1, 1)
+    mats = WINOGRAD[m]
+    BT, G, AT = np.abs(mats["BT"]), np.abs(mats["G"]), np.abs(mats["AT"])
+    n, c, h, wd = x.shape
+    oc = w.shape[0]
+    oh, ow = h + pt + pb - 2, wd + pl + pr - 2
+    th, tw = -(-oh // m), -(-ow // m)
+    xp = np.zeros((n, c, th * m + 2, tw * m + 2))
+    xp[:, :, pt : pt + h, pl : pl + wd] = np.abs(x.astype(np.float64))
+    a = m + 2
+    tiles = np.lib.stride_tricks.sliding_window_view(xp, (a, a), axis=(2, 3))[:, :, ::m, ::m]  # n c th tw a a
+    vabs = np.einsum("ai,nctwij,bj->nctwab", BT, tiles, BT)
+    uabs = np.einsum("ai,ocij,bj->ocab", G, np.abs(w.astype(np.float64)), G)
+    icg, ocg = c // g, oc // g
+    mabs = np.concatenate(
+        [np.einsum("nctwab,ocab->notwab", vabs[:, gi * icg : (gi + 1) * icg], uabs[gi * ocg : (gi + 1) * ocg])
+         for gi in range(g)], axis=1)
+    yabs = np.einsum("ka,notwab,lb->notkwl", AT, mabs, AT).reshape(n, oc, th * m, tw * m)[:, :, :oh, :ow]
+    if b is not None:
+        yabs = yabs + np.abs(b.astype(np.float64))[None, :, None, None]
+    return yabs
+
+
+def winograd_fp16_bound(x, w, b, s, m: int, y) -> np.ndarray:
+    """The stated FP16 Winograd tolerance: 1/2 ulp_fp16 of the result plus gamma_{icg + depth} * S with
+    gamma_n = n u / (1 - n u), u = 2^-24."""
+    icg = w.shape[1]
+    k = icg + WINOGRAD[m]["depth"]
+    u = 2.0**-24
+    gamma = k * u / (1 - k * u)
+    exact, _ = conv_fp64(x, w, b, s)
+    big = np.maximum(np.abs(exact), np.abs(y.astype(np.float64))).astype(np.float16)
+    half_ulp = np.spacing(big).astype(np.float64) / 2
+    return exact, half_ulp + gamma * winograd_magnitude(x, w, b, s, m)

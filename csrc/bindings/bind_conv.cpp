@@ -118,7 +118,14 @@ void bind_conv(py::module_& m) {
                                const auto& v = op.int4_weights();
                                return py::bytes(reinterpret_cast<const char*>(v.data()), v.size());
                              })
-      .def_property_readonly("macs", [](const ConvOp& op) { return op.spec().g.macs(); });
+      .def_property_readonly("macs", [](const ConvOp& op) { return op.spec().g.macs(); })
+      .def_property_readonly("candidate_costs", [](const ConvOp& op) {
+        // (kernel name, modelled ns) of every kernel algo='auto' could pick for this op, cheapest first
+        py::list out;
+        for (const ConvKernel* k : conv_candidates(op.spec(), "auto"))
+          out.append(py::make_tuple(k->name(), k->cost(op.spec())));
+        return out;
+      });
 
   m.def(
       "conv_cached",

@@ -9,6 +9,12 @@ Integer results are bit-exact and follow ``docs/arithmetic.md``. ``core_mask`` s
 cores with RKNN's values (0 auto = one core, 1/2/4 single cores, 3, 7, 0xffff all); results are
 bit-identical for every mask.
 
+``algo`` picks the implementation: ``'auto'`` (the cheapest by the kernels' cost model), ``'direct'``
+(the MAC-array kernels), ``'winograd'`` (3x3, stride 1, dilation 1 only: bit-exact for integers within
+the channel limit of docs/arithmetic.md section 6, within the stated tolerance for float16; anything
+else raises ``ValueError`` naming the reason) or ``'reference'``; ``kernel=`` forces one registered
+kernel by name (:func:`npuemu.list_kernels`).
+
 Each functional call reuses the prepared operator of an identical earlier call (weights compared by
 value), so repeated calls neither re-pack weights nor allocate. The classes (:class:`ConvInteger`,
 :class:`QLinearConv`, :class:`Conv`) prepare explicitly for one input shape.
@@ -268,6 +274,12 @@ class _Prepared:
     def int4_weights(self) -> bytes:
         """int4 weights as stored: two per byte, element 2i in the low nibble (empty unless w_dtype='int4')."""
         return self._op.int4_weights
+
+    @property
+    def candidate_costs(self) -> list:
+        """``(kernel name, modelled ns on one core)`` of every kernel ``algo='auto'`` could pick for this
+        shape, cheapest first (the cost model behind the automatic choice)."""
+        return [(name, float(cost)) for name, cost in self._op.candidate_costs]
 
     def __call__(self, x: np.ndarray, *, core_mask: int = 0, out: Optional[np.ndarray] = None) -> np.ndarray:
         return _run(self._op, A.as_array("x", x), out, core_mask)

@@ -48,7 +48,13 @@ class DepthwisePlan final : public ConvPlan {
         }
       }
     }
-    build_output_stage(spec, d, mac, 1, g.c, wsum, &epi_, &ch_, &epi_args_, &pad_value_);
+    const int64_t zp_in = packed_zero_point(spec, d, mac);
+    pad_value_ = static_cast<int32_t>(zp_in);
+    Epilogue e;  // one group of all channels: the lanes are channels
+    build_epilogue(spec, d, wsum, zp_in, false, &e, 1, g.c);
+    epi_ = std::move(e.blocks);
+    ch_ = std::move(e.ch);
+    epi_args_ = e.args;
   }
 
   size_t packed_bytes() const override { return w_.size() + epi_.size(); }

@@ -299,8 +299,16 @@ class DirectPlan final : public ConvPlan {
     (void)per_oc;
   }
 
+  // The packed input's padding value and the zero point its sums correct for, then the shared
+  // output-stage tables (epilogue.cpp).
   void build_epilogue(const ConvData& d) {
-    build_output_stage(spec_, d, mac_, cg_.group, ocg_, wsum_, &epi_, &ch_, &epi_args_, &pad_value_);
+    const int64_t zp_in = packed_zero_point(spec_, d, mac_);
+    pad_value_ = static_cast<int32_t>(zp_in);
+    Epilogue e;
+    direct::build_epilogue(spec_, d, wsum_, zp_in, mac_ == MacType::kI16_I64, &e, cg_.group, ocg_);
+    epi_ = std::move(e.blocks);
+    ch_ = std::move(e.ch);
+    epi_args_ = e.args;
   }
 
   ConvSpec spec_;
@@ -327,126 +335,6 @@ class DirectPlan final : public ConvPlan {
 };
 
 
-// The fixed-point constants of one lane (see FixedBlock): exactly RoundingDivideByPOT(SRDHM(acc * 2^left,
-// m0), right) for int32 accumulators.
-void fill_fixed(FixedBlock& f, int lane, QuantizedMultiplier q) {
-  const int left = q.shift > 0 ? q.shift : 0;
-  const int right = q.shift > 0 ? 0 : -q.shift;
-  int64_t r = 0, k = 0, s = 0;
-  int32_t m0 = q.m0;
-  if (m0 == 0 || right >= 32) {  // every int32 accumulator rounds to 0 (see fixedpoint.h)
-    m0 = 0;
-  } else if (left > 0) {
-    r = int64_t{1} << (30 - left);
-    s = 31 - left;
-  } else if (right == 0) {
-    r = int64_t{1} << 30;
-    s = 31;
-  } else {
-    r = (int64_t{1} << 30) + (int64_t{1} << (30 + right));
-    k = int64_t{1} << 31;
-    s = 31 + right;
-  }
-  f.m0[lane] = m0;
-  if (lane % 2) f.m0_odd[lane - 1] = m0;
-  (lane % 2 ? f.r_o : f.r_e)[lane / 2] = r;
-  (lane % 2 ? f.k_o : f.k_e)[lane / 2] = k;
-  (lane % 2 ? f.s_o : f.s_e)[lane / 2] = s;
-}
-
-// The int64-accumulator form (INT16 path) of the same requantization, for the AVX2 int64 stage.
-void fill_fixed64(Fixed64Block& f, int lane, QuantizedMultiplier q) {
-  const int left = q.shift > 0 ? q.shift : 0;
-  const int right = q.shift > 0 ? 0 : -q.shift;  // <= 62 (quantize_multiplier)
-  f.m0[lane] = q.m0 < 0 ? -static_cast<int64_t>(q.m0) : q.m0;
-  f.negm[lane] = q.m0 < 0 ? -1 : 0;
-  f.left[lane] = q.m0 != 0 ? left : 0;
-  f.right[lane] = right;
-  f.mask[lane] = (int64_t{1} << right) - 1;
-  f.thr0[lane] = f.mask[lane] >> 1;
-  if (f.left[lane] > 0) f.any_left = 1;
-  if (q.m0 < 0) f.any_neg = 1;
-}
-
-
-}  // namespace
-
-void build_output_stage(const ConvSpec& spec, const ConvData& d, MacType mac, int64_t groups, int64_t ocg,
-                        const std::vector<int64_t>& wsum, Buffer* epi, std::vector<RequantChannel>* ch,
-                        EpiArgs* args, int32_t* pad_value) {
-  const InputFormat fmt = input_format(mac);
-  const int64_t obg = ceil_div(ocg, kC2);
-  // value of padded input elements in the packed format, and the zero point the sums correct for
-  int64_t zp_in = d.x_zp;
-  if (fmt == InputFormat::kU8) {
-    zp_in = spec.x_dtype == DType::kUInt8 ? d.x_zp : d.x_zp + 128;
-    *pad_value = static_cast<int32_t>(zp_in);
-  } else if (fmt == InputFormat::kI16) {
-    *pad_value = d.x_zp;
-  } else {
-    *pad_value = 0;
-  }
-  const int64_t nblk = groups * obg;
-  *epi = Buffer(static_cast<size_t>(nblk) * sizeof(EpiBlock));
-  std::memset(epi->data(), 0, epi->size());
-  EpiBlock* blocks = epi->data<EpiBlock>();
-  ch->assign(static_cast<size_t>(nblk * kC2), RequantChannel{});
-  for (int64_t grp = 0; grp < groups; ++grp) {
-    for (int64_t ob = 0; ob < obg; ++ob) {
-      EpiBlock& eb = blocks[grp * obg + ob];
-      for (int lane = 0; lane < kC2; ++lane) {
-        const int64_t ocl = ob * kC2 + lane;
-        if (ocl >= ocg) continue;
-        const int64_t oc = grp * ocg + ocl;
-        if (spec.family == ConvFamily::kFp16) {
-          eb.bias_f[lane] = d.bias_f[oc];
-          continue;
-        }
-        const int64_t b = d.bias[oc] - zp_in * wsum[oc];
-        eb.bias[lane] = static_cast<int32_t>(static_cast<uint32_t>(b));  // int32 wrap
-        eb.bias64[lane] = b;
-        if (!spec.requant) continue;
-        const RequantChannel& rc = d.os.ch[oc];
-        (*ch)[(grp * obg + ob) * kC2 + lane] = rc;
-        eb.lo[lane] = rc.lo;
-        eb.hi[lane] = rc.hi;
-        (lane % 2 ? eb.lo_o : eb.lo_e)[lane / 2] = rc.lo;
-        (lane % 2 ? eb.hi_o : eb.hi_e)[lane / 2] = rc.hi;
-        eb.scale[lane] = rc.scale_pos;
-        eb.scale_neg[lane] = rc.scale_neg;
-        eb.flo[lane] = static_cast<float>(rc.lo);
-        eb.fhi[lane] = static_cast<float>(rc.hi);
-        fill_fixed(eb.pos, lane, rc.pos);
-        fill_fixed(eb.neg, lane, rc.neg);
-        fill_fixed64(eb.pos64, lane, rc.pos);
-        fill_fixed64(eb.neg64, lane, rc.neg);
-      }
-      eb.narrow = 1;
-      for (int i = 0; i < 8; ++i)
-        if ((eb.pos.s_e[i] != 0 && eb.pos.s_e[i] < 31) || (eb.pos.s_o[i] != 0 && eb.pos.s_o[i] < 31) ||
-            (eb.neg.s_e[i] != 0 && eb.neg.s_e[i] < 31) || (eb.neg.s_o[i] != 0 && eb.neg.s_o[i] < 31))
-          eb.narrow = 0;
-    }
-  }
-  EpiArgs& ea = *args;
-  ea = EpiArgs{};
-  ea.zp = spec.requant ? d.os.zp : 0;
-  ea.leaky = spec.requant && spec.act.kind == ActKind::kLeakyRelu;
-  ea.out_elem = static_cast<int>(dtype_size(spec.y_dtype));
-  ea.act = spec.act;
-  ea.rounding = spec.requant ? d.os.rounding : Rounding::kFixedPoint;
-  ea.acc64 = mac == MacType::kI16_I64;
-  ea.unsigned_out = spec.y_dtype == DType::kUInt8;
-  ea.wrap32 = ea.acc64 && spec.family == ConvFamily::kInt8;
-  if (spec.family == ConvFamily::kFp16)
-    ea.kind = EpiKind::kFp16;
-  else if (!spec.requant)
-    ea.kind = spec.family == ConvFamily::kInt16 ? EpiKind::kRaw64 : EpiKind::kRaw32;
-  else
-    ea.kind = d.os.rounding == Rounding::kFixedPoint ? EpiKind::kFixed : EpiKind::kFloat;
-}
-
-namespace {
 
 // ---------------------------------------------------------------------------------------------------
 // Registered kernels
@@ -489,7 +377,11 @@ class DirectKernel : public ConvKernel {
     const double icg = static_cast<double>(g.icg()), ocg = static_cast<double>(g.ocg());
     const double lane_eff = icg / static_cast<double>(ceil_div(g.icg(), kC2) * kC2) * ocg /
                             static_cast<double>(ceil_div(g.ocg(), kC2) * kC2);
-    return static_cast<double>(g.macs()) / (macs_per_ns_ * lane_eff) + conv_memory_cost_ns(s) + 2000.0;
+    // the output stage (DPU) costs about as much as 90 MACs per output element (fitted with
+    // bench/bench_winograd.py --calibrate: 0.42 ns int8, 1.5 ns fp16 on AVX-512)
+    const double outs = static_cast<double>(g.n * g.oc * g.oh * g.ow);
+    return static_cast<double>(g.macs()) / (macs_per_ns_ * lane_eff) + 90.0 * outs / macs_per_ns_ +
+           conv_memory_cost_ns(s) + 2000.0;
   }
   std::unique_ptr<ConvPlan> plan(const ConvSpec& s, const ConvData& d) const override {
     if (mac_ == MacType::kI16_I64 && s.w_dtype == DType::kInt16) {
@@ -535,15 +427,15 @@ class DirectKernel : public ConvKernel {
 // bench/direct_rates.py over the ResNet-50 3x3 layers (64->64 @56, 256->256 @14, 512->512 @7), measured
 // on an AMD EPYC (Zen 4, whose 512-bit units are 256 bits wide: AVX2 and AVX-512 fp32 FMA run at the
 // same speed there) with NPUEMU_ISA=avx2.
-NPUEMU_DIRECT_KERNEL(Int8DirectScalar, "conv2d_int8_direct_scalar", Isa::kScalar, MacType::kU8S8_I32, 1.0);
+NPUEMU_DIRECT_KERNEL(Int8DirectScalar, "conv2d_int8_direct_scalar", Isa::kScalar, MacType::kU8S8_I32, 7.5);
 NPUEMU_DIRECT_KERNEL(Int8DirectAvx2, "conv2d_int8_direct_avx2", Isa::kAvx2, MacType::kI16_I32, 85.0);
-NPUEMU_DIRECT_KERNEL(Int8DirectAvx512, "conv2d_int8_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kU8S8_I32, 140.0);
+NPUEMU_DIRECT_KERNEL(Int8DirectAvx512, "conv2d_int8_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kU8S8_I32, 214.0);
 NPUEMU_DIRECT_KERNEL(Int16DirectScalar, "conv2d_int16_direct_scalar", Isa::kScalar, MacType::kI16_I64, 0.8);
 NPUEMU_DIRECT_KERNEL(Int16DirectAvx2, "conv2d_int16_direct_avx2", Isa::kAvx2, MacType::kI16_I64, 37.0);
 NPUEMU_DIRECT_KERNEL(Int16DirectAvx512, "conv2d_int16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kI16_I64, 40.0);
 NPUEMU_DIRECT_KERNEL(Fp16DirectScalar, "conv2d_fp16_direct_scalar", Isa::kScalar, MacType::kF32, 0.5);
 NPUEMU_DIRECT_KERNEL(Fp16DirectAvx2, "conv2d_fp16_direct_avx2", Isa::kAvx2, MacType::kF32, 48.0);
-NPUEMU_DIRECT_KERNEL(Fp16DirectAvx512, "conv2d_fp16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kF32, 55.0);
+NPUEMU_DIRECT_KERNEL(Fp16DirectAvx512, "conv2d_fp16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kF32, 59.0);
 
 }  // namespace
 }  // namespace direct

@@ -23,6 +23,7 @@
 // Weights are packed once per plan in the exact order a micro-kernel consumes them.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include <vector>
 
@@ -119,12 +120,27 @@ struct EpiArgs {
   bool wrap32;             // int64 tile of the int8 family: wrap to int32 before the output stage
 };
 
-// Builds the output-stage constants of `groups` groups of `ocg` output channels (blocks of 16 per
-// group), folding bias - zp_input * wsum[oc] into the accumulator bias; also returns the value padded
-// input elements take in the packed input format of `mac`.
-void build_output_stage(const ConvSpec& spec, const ConvData& d, MacType mac, int64_t groups, int64_t ocg,
-                        const std::vector<int64_t>& wsum, Buffer* epi, std::vector<RequantChannel>* ch,
-                        EpiArgs* args, int32_t* pad_value);
+// The output-stage tables of one convolution, shared by every driver (direct, depthwise, Winograd): one
+// EpiBlock per (group, block of 16 output channels) in group-major order, the per-channel scalar form
+// (RequantChannel per lane, zero past the channel count) and the EpiArgs of its tiles (blocks, ch and
+// valid_channels are set per tile by the driver).
+struct Epilogue {
+  Buffer blocks;                   // EpiBlock[groups * ceil(ocg / 16)]
+  std::vector<RequantChannel> ch;  // [groups * ceil(ocg / 16) * 16]
+  EpiArgs args{};
+};
+
+// Builds the tables. Integer families: the bias of output channel oc becomes
+// bias[oc] - zp_in * wsum[oc] (wsum = sum of the channel's weights minus w_zp, zp_in = the value the
+// packed input holds for a zero activation), wrapped to int32 for the int8 family (exact modulo 2^32,
+// docs/arithmetic.md section 2). acc64: the tiles hold int64 accumulators. fp16: bias_f only.
+// groups / ocg default to the spec's; depthwise kernels pass one group of all channels.
+void build_epilogue(const ConvSpec& spec, const ConvData& d, const std::vector<int64_t>& wsum, int64_t zp_in,
+                    bool acc64, Epilogue* out, int64_t groups = -1, int64_t ocg = -1);
+
+// The value a zero activation takes in the packed input of a MAC type (its padding), which is also the
+// zero point the weight sums correct for: x_zp, or x_zp + 128 for int8 inputs XOR-ed into uint8.
+int64_t packed_zero_point(const ConvSpec& spec, const ConvData& d, MacType mac);
 
 // The portable output stage (scalar definitions); SIMD tables use it for what they do not vectorize.
 void epi_portable(const void* acc, int mr, int nob, const EpiArgs& e, void* y, int64_t y_ob_stride);
