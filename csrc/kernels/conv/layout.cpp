@@ -87,17 +87,20 @@ struct RowSrc {
   const Dst* ch[kC2];
 };
 
-// dst[(col0 + i) * 16 + c2] = src.ch[c2][i] for i in [0, n), pad where src.ch[c2] == nullptr.
+// dst[(col0 + i) * 16 + c2] = src.ch[c2][i] ^ flip for i in [0, n), pad where src.ch[c2] == nullptr
+// (flip: bytes only, the XOR that maps int8 activations to the unsigned packed domain).
 template <class Dst>
-void interleave16(const RowSrc<Dst>& src, int64_t n, Dst pad, Dst* dst) {
+void interleave16(const RowSrc<Dst>& src, int64_t n, Dst pad, Dst* dst, uint8_t flip = 0) {
   int64_t i = 0;
 #if NPUEMU_X86
   if (sizeof(Dst) == 1) {
     const __m128i vpad = _mm_set1_epi8(static_cast<char>(pad));
+    const __m128i vflip = _mm_set1_epi8(static_cast<char>(flip));
     for (; i + 16 <= n; i += 16) {
       __m128i r[16];
       for (int c = 0; c < 16; ++c)
-        r[c] = src.ch[c] ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(src.ch[c] + i)) : vpad;
+        r[c] = src.ch[c] ? _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src.ch[c] + i)), vflip)
+                         : vpad;
       transpose16x16_u8(r);
       for (int p = 0; p < 16; ++p) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (i + p) * kC2), r[p]);
     }
@@ -133,8 +136,14 @@ void interleave16(const RowSrc<Dst>& src, int64_t n, Dst pad, Dst* dst) {
     }
   }
 #endif
-  for (; i < n; ++i)
-    for (int c = 0; c < kC2; ++c) dst[i * kC2 + c] = src.ch[c] ? src.ch[c][i] : pad;
+  for (; i < n; ++i) {
+    for (int c = 0; c < kC2; ++c) {
+      if constexpr (sizeof(Dst) == 1)
+        dst[i * kC2 + c] = src.ch[c] ? static_cast<Dst>(src.ch[c][i] ^ flip) : pad;
+      else
+        dst[i * kC2 + c] = src.ch[c] ? src.ch[c][i] : pad;
+    }
+  }
 }
 
 template <class Dst>
@@ -269,6 +278,21 @@ template <class Dst>
 void pack_planes_t(const InputLayout& L, const ConvGeometry& g, DType xd, const void* xg, int64_t icg, Dst pad,
                    int64_t c1_begin, int64_t c1_end, Dst* xp) {
   const int64_t plane = g.h * g.w, xelem = static_cast<int64_t>(dtype_size(xd)), cols = L.wq;
+  const bool unpadded = L.pt == 0 && L.pl == 0 && L.hp == g.h && cols == g.w;
+  if (sizeof(Dst) == 1 && unpadded) {
+    // the packed block is exactly [plane][16]: transpose straight from the caller's channel planes,
+    // XOR-ing int8 activations into the unsigned domain on the way (one pass over the input)
+    const uint8_t flip = xd == DType::kUInt8 ? 0 : 0x80;
+    for (int64_t c1 = c1_begin; c1 < c1_end; ++c1) {
+      RowSrc<Dst> src;
+      for (int c2 = 0; c2 < kC2; ++c2) {
+        const int64_t c = c1 * kC2 + c2;
+        src.ch[c2] = c < icg ? reinterpret_cast<const Dst*>(static_cast<const uint8_t*>(xg) + c * plane) : nullptr;
+      }
+      interleave16(src, plane, pad, xp + c1 * L.hp * cols * kC2, flip);
+    }
+    return;
+  }
   thread_local Buffer conv_buf, inter_buf;
   conv_buf.reserve(static_cast<size_t>(kC2 * (plane + 16)) * sizeof(Dst));
   inter_buf.reserve(static_cast<size_t>(kC2 * plane) * sizeof(Dst));
@@ -304,7 +328,10 @@ void pack_planes_t(const InputLayout& L, const ConvGeometry& g, DType xd, const 
 
 }  // namespace
 
-bool pack_by_planes(const InputLayout& L, const ConvGeometry& g) { return L.sw == 1 && g.w < 32; }
+bool pack_by_planes(const InputLayout& L, const ConvGeometry& g) {
+  const bool unpadded = L.pt == 0 && L.pl == 0 && L.hp == g.h && L.wq == g.w;  // e.g. every 1x1 stride-1 layer
+  return L.sw == 1 && (g.w < 32 || unpadded);
+}
 
 void pack_input_planes(const InputLayout& L, const ConvGeometry& g, DType xd, const void* xg, int64_t icg, int32_t pad,
                        int64_t c1_begin, int64_t c1_end, void* xp) {
