@@ -49,6 +49,22 @@ std::vector<const ConvKernel*> conv_candidates(const ConvSpec& spec, const std::
     if (!k->supports(spec, &why)) continue;
     out.push_back(k);
   }
+  // A lower-ISA variant of a kernel (same name up to the ISA suffix) exists for CPUs without the higher
+  // ISA: where both run, only the highest one stays a candidate, whatever the cost model says.
+  auto stem = [](const ConvKernel* k) {
+    const std::string n = k->name(), suffix = std::string("_") + isa_name(k->isa());
+    return n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0
+               ? n.substr(0, n.size() - suffix.size())
+               : n;
+  };
+  std::vector<const ConvKernel*> best;
+  for (const ConvKernel* k : out) {
+    bool superseded = false;
+    for (const ConvKernel* o : out)
+      if (o != k && stem(o) == stem(k) && static_cast<int>(o->isa()) > static_cast<int>(k->isa())) superseded = true;
+    if (!superseded) best.push_back(k);
+  }
+  out.swap(best);
   std::stable_sort(out.begin(), out.end(), [&](const ConvKernel* a, const ConvKernel* b) {
     const double ca = a->cost(spec), cb = b->cost(spec);
     return ca != cb ? ca < cb : a->name() < b->name();
