@@ -272,8 +272,9 @@ void pack_rows_t(const InputLayout& L, const ConvGeometry& g, DType xd, const vo
   }
 }
 
-// Plane mode (stride 1, short rows): the 16 channels of a block are transposed over the whole plane at
-// once, which keeps the vector transposes busy when a row alone has fewer than 16 pixels.
+// Plane mode (short rows, or unpadded stride-1 layers): the 16 channels of a block are transposed over
+// the whole plane at once, which keeps the vector transposes busy when a row alone has fewer than 16
+// pixels; each packed row (and stride phase) is then filled with 16-channel pixel copies.
 template <class Dst>
 void pack_planes_t(const InputLayout& L, const ConvGeometry& g, DType xd, const void* xg, int64_t icg, Dst pad,
                    int64_t c1_begin, int64_t c1_end, Dst* xp) {
@@ -313,15 +314,30 @@ void pack_planes_t(const InputLayout& L, const ConvGeometry& g, DType xd, const 
     interleave16(src, plane, pad, inter);
     for (int64_t row = 0; row < L.hp; ++row) {
       if (!L.row_needed[static_cast<size_t>(row)]) continue;
-      Dst* dst = xp + (c1 * L.hp + row) * cols * kC2;
+      Dst* dst = xp + (c1 * L.hp + row) * L.sw * L.wq * kC2;
       const int64_t h = row - L.pt;
       if (h < 0 || h >= g.h) {
-        fill(dst, cols * kC2, pad);
+        fill(dst, L.sw * L.wq * kC2, pad);
         continue;
       }
-      fill(dst, L.pl * kC2, pad);
-      std::memcpy(dst + L.pl * kC2, inter + h * g.w * kC2, static_cast<size_t>(g.w * kC2) * sizeof(Dst));
-      fill(dst + (L.pl + g.w) * kC2, (cols - L.pl - g.w) * kC2, pad);
+      const Dst* irow = inter + h * g.w * kC2;
+      if (L.sw == 1) {
+        fill(dst, L.pl * kC2, pad);
+        std::memcpy(dst + L.pl * kC2, irow, static_cast<size_t>(g.w * kC2) * sizeof(Dst));
+        fill(dst + (L.pl + g.w) * kC2, (cols - L.pl - g.w) * kC2, pad);
+        continue;
+      }
+      for (int64_t ph = 0; ph < L.sw; ++ph) {  // packed column col of phase ph: input column col*sw + ph - pl
+        if (!L.phase_needed[static_cast<size_t>(ph)]) continue;
+        Dst* pdst = dst + ph * L.wq * kC2;
+        for (int64_t col = 0; col < L.wq; ++col) {
+          const int64_t w = col * L.sw + ph - L.pl;
+          if (w >= 0 && w < g.w)
+            std::memcpy(pdst + col * kC2, irow + w * kC2, kC2 * sizeof(Dst));
+          else
+            fill(pdst + col * kC2, kC2, pad);
+        }
+      }
     }
   }
 }
@@ -329,8 +345,11 @@ void pack_planes_t(const InputLayout& L, const ConvGeometry& g, DType xd, const 
 }  // namespace
 
 bool pack_by_planes(const InputLayout& L, const ConvGeometry& g) {
-  const bool unpadded = L.pt == 0 && L.pl == 0 && L.hp == g.h && L.wq == g.w;  // e.g. every 1x1 stride-1 layer
-  return L.sw == 1 && (g.w < 32 || unpadded);
+  // Measured (bench/bench_conv.py): whole-plane transposes win for 8- and 16-bit packing at every size,
+  // for float packing when rows are short, strided or unpadded; wide padded stride-1 float rows pack as
+  // fast row by row (without the plane buffers).
+  const bool unpadded = L.sw == 1 && L.pt == 0 && L.pl == 0 && L.hp == g.h && L.wq == g.w;  // e.g. 1x1 stride 1
+  return L.elem != 4 || unpadded || L.sw > 1 || g.w < 32;
 }
 
 void pack_input_planes(const InputLayout& L, const ConvGeometry& g, DType xd, const void* xg, int64_t icg, int32_t pad,

@@ -29,7 +29,8 @@ InputLayout make_input_layout(const ConvGeometry& g, InputFormat f);
 void pack_input_rows(const InputLayout& L, const ConvGeometry& g, DType x_dtype, const void* xg, int64_t icg,
                      int32_t pad, int64_t r_begin, int64_t r_end, void* xp);
 
-// Short rows (stride 1): pack whole channel blocks [c1_begin, c1_end) at once instead (same result).
+// Short rows (any stride) or unpadded stride-1 layers: pack whole channel blocks [c1_begin, c1_end) at
+// once instead (same result).
 bool pack_by_planes(const InputLayout& L, const ConvGeometry& g);
 void pack_input_planes(const InputLayout& L, const ConvGeometry& g, DType x_dtype, const void* xg, int64_t icg,
                        int32_t pad, int64_t c1_begin, int64_t c1_end, void* xp);
