@@ -94,7 +94,7 @@ def table(args) -> None:
 def model_terms(family: str, algo: str, ic: int, oc: int, hw: int) -> dict:
     """The quantities of the C++ cost() models (direct.cpp, winograd.cpp) for one layer, batch 1."""
     icp, ocp = -(-ic // 16) * 16, -(-oc // 16) * 16
-    terms = dict(outs=oc * hw * hw, mem=0.15 * ic * (hw + 2) ** 2 + 0.25 * oc * hw * hw)  # conv_memory_cost_ns
+    terms = dict(outs=oc * hw * hw, mem=0.05 * ic * (hw + 2) ** 2 + 0.05 * oc * hw * hw)  # conv_memory_cost_ns
     if algo == "direct":
         terms["macs"] = hw * hw * icp * ocp * 9  # MACs / lane efficiency
         return terms

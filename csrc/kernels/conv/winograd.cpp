@@ -413,15 +413,12 @@ class WinogradKernel : public ConvKernel {
 NPUEMU_WINOGRAD_KERNEL(Int8Wino23Scalar, "conv2d_int8_winograd23_scalar", Isa::kScalar, Kind::kInt8F23, 8.2, 1.36, 8.2);
 NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Scalar, "conv2d_fp16_winograd23_scalar", Isa::kScalar, Kind::kFp16F23, 0.5, 0.23, 5.2);
 NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Scalar, "conv2d_fp16_winograd43_scalar", Isa::kScalar, Kind::kFp16F43, 0.5, 2.0, 2.6);
-NPUEMU_WINOGRAD_KERNEL(Int8Wino23Avx2, "conv2d_int8_winograd23_avx2", Isa::kAvx2, Kind::kInt8F23, 49.6, 0.194, 7.18);
-NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Avx2, "conv2d_fp16_winograd23_avx2", Isa::kAvx2, Kind::kFp16F23, 47.9, 0.088, 0.0);
-NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Avx2, "conv2d_fp16_winograd43_avx2", Isa::kAvx2, Kind::kFp16F43, 42.7, 0.071, 0.0);
-NPUEMU_WINOGRAD_KERNEL(Int8Wino23Avx512, "conv2d_int8_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kInt8F23, 107.7,
-                       0.127, 0.0);
-NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Avx512, "conv2d_fp16_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F23, 55.1,
-                       0.204, 0.164);
-NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Avx512, "conv2d_fp16_winograd43_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F43, 54.3,
-                       0.299, 0.171);
+NPUEMU_WINOGRAD_KERNEL(Int8Wino23Avx2, "conv2d_int8_winograd23_avx2", Isa::kAvx2, Kind::kInt8F23, 50.5, 0.163, 7.642);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Avx2, "conv2d_fp16_winograd23_avx2", Isa::kAvx2, Kind::kFp16F23, 48.5, 0.124, 0.0);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Avx2, "conv2d_fp16_winograd43_avx2", Isa::kAvx2, Kind::kFp16F43, 43.0, 0.132, 0.0);
+NPUEMU_WINOGRAD_KERNEL(Int8Wino23Avx512, "conv2d_int8_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kInt8F23, 107.0, 0.103, 0.0);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Avx512, "conv2d_fp16_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F23, 52.5, 0.109, 0.0);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Avx512, "conv2d_fp16_winograd43_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F43, 51.9, 0.142, 0.0);
 
 }  // namespace
 
