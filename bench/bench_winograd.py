@@ -102,7 +102,7 @@ def model_terms(family: str, algo: str, ic: int, oc: int, hw: int) -> dict:
     tiles, npos = (-(-hw // m)) ** 2, (m + 2) ** 2
     u_bytes = npos * icp * ocp * (2 if family == "int8" else 4)
     terms.update(gemm=tiles * npos * icp * ocp, vm=tiles * npos * (icp + ocp),
-                 stream=max(0.0, u_bytes - 16 * 2**20) * 0.038)
+                 stream=max(0.0, u_bytes - 16 * 2**20) * 0.045)
     return terms
 
 

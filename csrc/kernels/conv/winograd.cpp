@@ -374,7 +374,7 @@ class WinogradKernel : public ConvKernel {
     const double np = npos(kind_);
     const double gemm = tiles * np * icp * ocp / macs_per_ns_;
     const double u_bytes = static_cast<double>(g.group) * np * icp * ocp * elem_bytes(kind_);
-    const double stream = static_cast<double>(g.n) * std::max(0.0, u_bytes - 16.0 * (1 << 20)) * 0.038;
+    const double stream = static_cast<double>(g.n) * std::max(0.0, u_bytes - 16.0 * (1 << 20)) * 0.045;
     const double outs = static_cast<double>(g.n * g.oc * g.oh * g.ow);
     return std::max(gemm, stream) + tf_ns_ * tiles * np * (icp + ocp) + out_ns_ * outs + conv_memory_cost_ns(s) +
            2000.0;
