@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <list>
-#include <mutex>
 
 #include "core/check.h"
+#include "ops/op_cache.h"
 #include "quant/fp16.h"
 
 namespace npuemu {
@@ -72,7 +71,9 @@ std::vector<const ConvKernel*> conv_candidates(const ConvSpec& spec, const std::
   return out;
 }
 
-ConvOp::ConvOp(const ConvArgs& a) {
+ConvOp::ConvOp(const ConvArgs& a) : args_(a) {
+  args_.w = nullptr;
+  args_.bias = a.bias != nullptr ? this : nullptr;  // presence only; never dereferenced
   ConvSpec& s = spec_;
   // Matmul's B arrives as [K, N] (input channels x output channels): transpose it once, here, into the
   // OIHW form of a 1x1 convolution. The cache still compares the caller's original bytes.
@@ -267,12 +268,6 @@ void ConvOp::run(const void* x, void* y, uint32_t core_mask) const {
 
 namespace {
 
-struct CacheEntry {
-  ConvArgs args;  // pointers nulled; compared by value with w_bytes / bias_bytes
-  Isa isa;        // active ISA when built: a different cap selects other kernels
-  std::shared_ptr<ConvOp> op;
-};
-
 bool same_activation(const Activation& a, const Activation& b) {
   return a.kind == b.kind && std::memcmp(&a.lo, &b.lo, sizeof(float)) == 0 &&
          std::memcmp(&a.hi, &b.hi, sizeof(float)) == 0 && std::memcmp(&a.alpha, &b.alpha, sizeof(float)) == 0;
@@ -285,50 +280,32 @@ bool same_floats(const std::vector<float>& a, const std::vector<float>& b) {
 bool same_scalars(const ConvArgs& a, const ConvArgs& b) {
   return a.x_shape == b.x_shape && a.x_dtype == b.x_dtype && a.w_shape == b.w_shape && a.w_dtype == b.w_dtype &&
          a.strides == b.strides && a.pads == b.pads && a.dilations == b.dilations && a.group == b.group &&
-         a.nhwc == b.nhwc && a.w_transposed == b.w_transposed && a.x_zp == b.x_zp && a.w_zp == b.w_zp && (a.bias == nullptr) == (b.bias == nullptr) &&
-         a.bias_dtype == b.bias_dtype && a.bias_len == b.bias_len && a.requant == b.requant &&
-         std::memcmp(&a.x_scale, &b.x_scale, sizeof(float)) == 0 &&
+         a.nhwc == b.nhwc && a.w_transposed == b.w_transposed && a.x_zp == b.x_zp && a.w_zp == b.w_zp &&
+         (a.bias == nullptr) == (b.bias == nullptr) && a.bias_dtype == b.bias_dtype && a.bias_len == b.bias_len &&
+         a.requant == b.requant && std::memcmp(&a.x_scale, &b.x_scale, sizeof(float)) == 0 &&
          std::memcmp(&a.y_scale, &b.y_scale, sizeof(float)) == 0 && same_floats(a.w_scale, b.w_scale) &&
          a.y_zp == b.y_zp && a.y_dtype == b.y_dtype && a.rounding == b.rounding && same_activation(a.act, b.act) &&
          a.algo == b.algo && a.kernel == b.kernel;
 }
 
-constexpr size_t kCacheEntries = 16;
-std::mutex g_cache_mu;
-std::list<CacheEntry>& cache() {
-  static std::list<CacheEntry>* c = new std::list<CacheEntry>();
+// Intentionally leaked: the cache must outlive every static destructor that could still run an op.
+OpCache<ConvOp>& cache() {
+  static OpCache<ConvOp>* c = new OpCache<ConvOp>(16);
   return *c;
 }
 
 }  // namespace
 
 std::shared_ptr<ConvOp> conv_op_cached(const ConvArgs& args) {
-  std::lock_guard<std::mutex> lk(g_cache_mu);
-  auto& c = cache();
-  for (auto it = c.begin(); it != c.end(); ++it) {
-    if (it->isa != active_isa() || !same_scalars(it->args, args)) continue;
-    const ConvOp& op = *it->op;
-    if (std::memcmp(op.w_bytes_.data(), args.w, op.w_bytes_.size()) != 0) continue;
-    if (args.bias != nullptr && std::memcmp(op.bias_bytes_.data(), args.bias, op.bias_bytes_.size()) != 0) continue;
-    if (it != c.begin()) c.splice(c.begin(), c, it);  // move to front (no allocation)
-    return c.front().op;
-  }
-  auto op = std::make_shared<ConvOp>(args);
-  CacheEntry e;
-  e.args = args;
-  e.args.w = nullptr;
-  e.args.bias = nullptr;
-  if (args.bias != nullptr) e.args.bias = op.get();  // non-null marker; never dereferenced
-  e.isa = active_isa();
-  e.op = op;
-  c.push_front(std::move(e));
-  if (c.size() > kCacheEntries) c.pop_back();
-  return op;
+  // Weights and bias are compared by value: a caller may reuse an array object with new contents.
+  return cache().get(
+      [&](const ConvOp& op) {
+        return same_scalars(op.args_, args) && std::memcmp(op.w_bytes_.data(), args.w, op.w_bytes_.size()) == 0 &&
+               (args.bias == nullptr || std::memcmp(op.bias_bytes_.data(), args.bias, op.bias_bytes_.size()) == 0);
+      },
+      [&] { return std::make_shared<ConvOp>(args); });
 }
 
-void conv_cache_clear() {
-  std::lock_guard<std::mutex> lk(g_cache_mu);
-  cache().clear();
-}
+void conv_cache_clear() { cache().clear(); }
 
 }  // namespace npuemu

@@ -59,7 +59,8 @@ class ConvOp {
   ConvSpec spec_;
   std::string kernel_name_;
   std::unique_ptr<ConvPlan> plan_;
-  // Copy of the defining arguments (for the cache's by-value comparison).
+  // The defining arguments by value (pointers nulled; weights and bias as bytes), for the cache.
+  ConvArgs args_;
   std::vector<uint8_t> w_bytes_, bias_bytes_;
   std::vector<uint8_t> w_int4_;
 };

@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <list>
-#include <mutex>
 
 #include "core/check.h"
+#include "ops/op_cache.h"
 
 namespace npuemu {
 namespace {
@@ -174,37 +173,19 @@ bool same_args(const EltwiseArgs& a, const EltwiseArgs& b) {
          same_float(a.act.hi, b.act.hi) && same_float(a.act.alpha, b.act.alpha) && a.kernel == b.kernel;
 }
 
-struct CacheEntry {
-  Isa isa;
-  std::shared_ptr<EltwiseOp> op;
-};
-
-constexpr size_t kCacheEntries = 32;
-std::mutex g_mu;
-std::list<CacheEntry>& cache() {
-  static std::list<CacheEntry>* c = new std::list<CacheEntry>();
+// Intentionally leaked: the cache must outlive every static destructor that could still run an op.
+OpCache<EltwiseOp>& cache() {
+  static OpCache<EltwiseOp>* c = new OpCache<EltwiseOp>(32);
   return *c;
 }
 
 }  // namespace
 
 std::shared_ptr<EltwiseOp> eltwise_op_cached(const EltwiseArgs& args) {
-  std::lock_guard<std::mutex> lk(g_mu);
-  auto& c = cache();
-  for (auto it = c.begin(); it != c.end(); ++it) {
-    if (it->isa != active_isa() || !same_args(it->op->args(), args)) continue;
-    if (it != c.begin()) c.splice(c.begin(), c, it);
-    return c.front().op;
-  }
-  auto op = std::make_shared<EltwiseOp>(args);
-  c.push_front(CacheEntry{active_isa(), op});
-  if (c.size() > kCacheEntries) c.pop_back();
-  return op;
+  return cache().get([&](const EltwiseOp& op) { return same_args(op.args(), args); },
+                     [&] { return std::make_shared<EltwiseOp>(args); });
 }
 
-void eltwise_cache_clear() {
-  std::lock_guard<std::mutex> lk(g_mu);
-  cache().clear();
-}
+void eltwise_cache_clear() { cache().clear(); }
 
 }  // namespace npuemu

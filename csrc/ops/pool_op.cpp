@@ -2,10 +2,9 @@
 
 #include <cmath>
 #include <cstring>
-#include <list>
-#include <mutex>
 
 #include "core/check.h"
+#include "ops/op_cache.h"
 
 namespace npuemu {
 
@@ -108,37 +107,19 @@ bool same_args(const PoolArgs& a, const PoolArgs& b) {
          a.rounding == b.rounding && a.kernel == b.kernel;
 }
 
-struct CacheEntry {
-  Isa isa;
-  std::shared_ptr<PoolOp> op;
-};
-
-constexpr size_t kCacheEntries = 32;
-std::mutex g_mu;
-std::list<CacheEntry>& cache() {
-  static std::list<CacheEntry>* c = new std::list<CacheEntry>();
+// Intentionally leaked: the cache must outlive every static destructor that could still run an op.
+OpCache<PoolOp>& cache() {
+  static OpCache<PoolOp>* c = new OpCache<PoolOp>(32);
   return *c;
 }
 
 }  // namespace
 
 std::shared_ptr<PoolOp> pool_op_cached(const PoolArgs& args) {
-  std::lock_guard<std::mutex> lk(g_mu);
-  auto& c = cache();
-  for (auto it = c.begin(); it != c.end(); ++it) {
-    if (it->isa != active_isa() || !same_args(it->op->args(), args)) continue;
-    if (it != c.begin()) c.splice(c.begin(), c, it);
-    return c.front().op;
-  }
-  auto op = std::make_shared<PoolOp>(args);
-  c.push_front(CacheEntry{active_isa(), op});
-  if (c.size() > kCacheEntries) c.pop_back();
-  return op;
+  return cache().get([&](const PoolOp& op) { return same_args(op.args(), args); },
+                     [&] { return std::make_shared<PoolOp>(args); });
 }
 
-void pool_cache_clear() {
-  std::lock_guard<std::mutex> lk(g_mu);
-  cache().clear();
-}
+void pool_cache_clear() { cache().clear(); }
 
 }  // namespace npuemu
