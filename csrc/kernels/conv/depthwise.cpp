@@ -67,20 +67,7 @@ class DepthwisePlan final : public ConvPlan {
     CorePool& pool = CorePool::instance();
     for (int64_t n = 0; n < g.n; ++n) {
       const uint8_t* xn = static_cast<const uint8_t*>(x) + n * x_img;
-      if (!spec_.nhwc && pack_by_planes(layout_, g1_)) {
-        auto pack = [&](int, int64_t b, int64_t e) {
-          pack_input_planes(layout_, g1_, spec_.x_dtype, xn, g.c, pad_value_, b, e, xp);
-        };
-        pool.run(cores, layout_.c1, pack);
-      } else {
-        auto pack = [&](int, int64_t b, int64_t e) {
-          if (spec_.nhwc)
-            pack_input_rows_nhwc(layout_, g1_, spec_.x_dtype, xn, 0, g.c, pad_value_, b, e, xp);
-          else
-            pack_input_rows(layout_, g1_, spec_.x_dtype, xn, g.c, pad_value_, b, e, xp);
-        };
-        pool.run(cores, layout_.c1 * layout_.hp, pack);
-      }
+      pack_input(layout_, g1_, spec_.x_dtype, spec_.nhwc, xn, 0, g.c, pad_value_, cores, xp);
       uint8_t* yn = static_cast<uint8_t*>(y) + n * y_img;
       auto compute = [&](int, int64_t b, int64_t e) { compute_rows(xp, yn, b, e); };
       pool.run(cores, obs_ * tasks_per_block_, compute);

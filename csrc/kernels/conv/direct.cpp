@@ -125,24 +125,8 @@ class DirectPlan final : public ConvPlan {
             im2col_from_hwc(g, icg_in_, layout_.c1, fmt_, pad_value_, xa, b, e, xp);
           };
           pool.run(cores, g.oh * g.ow, im2col);
-          auto compute = [&](int, int64_t b, int64_t e) { compute_tasks(grp, xp, yn, b, e); };
-          pool.run(cores, og_ * tasks_per_og_, compute);
-          continue;
-        }
-        const uint8_t* xg = xn + grp * icg_ * g.h * g.w * xelem;  // NCHW (not folded: cg_ == spec_.g)
-        if (!spec_.nhwc && pack_by_planes(layout_, g)) {
-          auto pack = [&](int, int64_t b, int64_t e) {
-            pack_input_planes(layout_, g, spec_.x_dtype, xg, icg_, pad_value_, b, e, xp);
-          };
-          pool.run(cores, layout_.c1, pack);
         } else {
-          auto pack = [&](int, int64_t b, int64_t e) {
-            if (spec_.nhwc)
-              pack_input_rows_nhwc(layout_, g, spec_.x_dtype, xn, grp * icg_, icg_, pad_value_, b, e, xp);
-            else
-              pack_input_rows(layout_, g, spec_.x_dtype, xg, icg_, pad_value_, b, e, xp);
-          };
-          pool.run(cores, layout_.c1 * layout_.hp, pack);
+          pack_input(layout_, g, spec_.x_dtype, spec_.nhwc, xn, grp, icg_, pad_value_, cores, xp);  // cg_ == g here
         }
         auto compute = [&](int, int64_t b, int64_t e) { compute_tasks(grp, xp, yn, b, e); };
         pool.run(cores, og_ * tasks_per_og_, compute);
@@ -251,7 +235,6 @@ class DirectPlan final : public ConvPlan {
       for (size_t i = 0; i < w_packed_.size() / sizeof(float); ++i) f[i] = -0.0f;
     }
     wsum_.assign(static_cast<size_t>(g.oc), 0);
-    const int64_t per_oc = icg_ * ntaps;
     auto wval = [&](int64_t oc, int64_t ic, int64_t tap) -> int64_t {  // integer families, minus w_zp
       const int64_t i = (oc * icg_ + ic) * ntaps + tap;
       switch (spec_.w_dtype) {
@@ -296,7 +279,6 @@ class DirectPlan final : public ConvPlan {
         }
       }
     }
-    (void)per_oc;
   }
 
   // The packed input's padding value and the zero point its sums correct for, then the shared

@@ -4,6 +4,7 @@
 
 #include "core/cpu.h"
 #include "core/memory.h"
+#include "core/parallel.h"
 #include "quant/fp16.h"
 
 #if NPUEMU_X86
@@ -360,6 +361,24 @@ void pack_input_planes(const InputLayout& L, const ConvGeometry& g, DType xd, co
     pack_planes_t<int16_t>(L, g, xd, xg, icg, static_cast<int16_t>(pad), c1_begin, c1_end, static_cast<int16_t*>(xp));
   else
     pack_planes_t<float>(L, g, xd, xg, icg, 0.0f, c1_begin, c1_end, static_cast<float*>(xp));
+}
+
+void pack_input(const InputLayout& L, const ConvGeometry& g, DType xd, bool nhwc, const void* x_img, int64_t grp,
+                int64_t icg, int32_t pad, const CoreSet& cores, void* xp) {
+  CorePool& pool = CorePool::instance();
+  if (nhwc) {
+    auto rows = [&](int, int64_t b, int64_t e) { pack_input_rows_nhwc(L, g, xd, x_img, grp * icg, icg, pad, b, e, xp); };
+    pool.run(cores, L.c1 * L.hp, rows);
+    return;
+  }
+  const void* xg = static_cast<const uint8_t*>(x_img) + grp * icg * g.h * g.w * static_cast<int64_t>(dtype_size(xd));
+  if (pack_by_planes(L, g)) {
+    auto planes = [&](int, int64_t b, int64_t e) { pack_input_planes(L, g, xd, xg, icg, pad, b, e, xp); };
+    pool.run(cores, L.c1, planes);
+  } else {
+    auto rows = [&](int, int64_t b, int64_t e) { pack_input_rows(L, g, xd, xg, icg, pad, b, e, xp); };
+    pool.run(cores, L.c1 * L.hp, rows);
+  }
 }
 
 void pack_input_rows(const InputLayout& L, const ConvGeometry& g, DType xd, const void* xg, int64_t icg, int32_t pad,

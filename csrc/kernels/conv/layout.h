@@ -39,6 +39,11 @@ void pack_input_planes(const InputLayout& L, const ConvGeometry& g, DType x_dtyp
 void pack_input_rows_nhwc(const InputLayout& L, const ConvGeometry& g, DType x_dtype, const void* x_img,
                           int64_t c_offset, int64_t icg, int32_t pad, int64_t r_begin, int64_t r_end, void* xp);
 
+// Packs group `grp` (icg channels) of one image (NCHW, or NHWC when nhwc) into xp for the MAC array,
+// whole planes or row by row (pack_by_planes), split over `cores`. The entry point the drivers use.
+void pack_input(const InputLayout& L, const ConvGeometry& g, DType x_dtype, bool nhwc, const void* x_img,
+                int64_t grp, int64_t icg, int32_t pad, const CoreSet& cores, void* xp);
+
 // Tap folding (im2col), in two passes.
 // 1) rows [r_begin, r_end) of a padded channels-last copy of one group: xa[row][col][icg], row in
 //    [0, H + pt + pb), col in [0, W + pl + pr); padding gets `pad` (converted as format f).

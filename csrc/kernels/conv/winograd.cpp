@@ -117,11 +117,8 @@ class WinogradPlan final : public ConvPlan {
     CorePool& pool = CorePool::instance();
     for (int64_t n = 0; n < g.n; ++n) {
       for (int64_t grp = 0; grp < g.group; ++grp) {
-        const uint8_t* xg = static_cast<const uint8_t*>(x) + n * x_img + grp * icg_ * g.h * g.w * x_elem;
-        auto pack = [&](int, int64_t b, int64_t e) {
-          direct::pack_input_rows(layout_, gp_, spec_.x_dtype, xg, icg_, pad_value_, b, e, xp);
-        };
-        pool.run(cores, layout_.c1 * layout_.hp, pack);
+        direct::pack_input(layout_, gp_, spec_.x_dtype, false, static_cast<const uint8_t*>(x) + n * x_img, grp, icg_,
+                           pad_value_, cores, xp);
         auto input = [&](int, int64_t b, int64_t e) { input_rows(xp, v, b, e); };
         pool.run(cores, c1_ * th_, input);
         auto compute = [&](int, int64_t b, int64_t e) { compute_tasks(grp, v, yb, b, e); };
