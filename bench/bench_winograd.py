@@ -101,7 +101,7 @@ def model_terms(family: str, algo: str, ic: int, oc: int, hw: int) -> dict:
     m = 4 if algo == "winograd43" else 2
     tiles, npos = (-(-hw // m)) ** 2, (m + 2) ** 2
     u_bytes = npos * icp * ocp * (2 if family == "int8" else 4)
-    terms.update(gemm=tiles * npos * icp * ocp, vm=tiles * npos * (icp + ocp),
+    terms.update(gemm=tiles * npos * icp * ocp, vm=tiles * npos * (icp + ocp), vec=tiles * npos * ocp / 16,
                  stream=max(0.0, u_bytes - 16 * 2**20) * 0.045)
     return terms
 
@@ -109,7 +109,7 @@ def model_terms(family: str, algo: str, ic: int, oc: int, hw: int) -> dict:
 def calibrate(args) -> None:
     """Measures every kernel of the tier on GRID + the table's layers and fits the constants of its
     cost() model (relative least squares): direct `macs / R + 90 * outs / R + mem + 2000`, Winograd
-    `max(gemm / R, stream) + tf * vm + out * outs + mem + 2000`."""
+    `max(gemm / R, stream) + tf * vm + vec_ns * vecs + mem + 2000`."""
     from scipy.optimize import least_squares
 
     rng = np.random.default_rng(0)
@@ -125,7 +125,7 @@ def calibrate(args) -> None:
             def model(p):
                 if algo == "direct":
                     return np.array([(d["macs"] + 90 * d["outs"]) / p[0] + d["mem"] + 2000 for d in terms])
-                return np.array([max(d["gemm"] / p[0], d["stream"]) + p[1] * d["vm"] + p[2] * d["outs"] + d["mem"]
+                return np.array([max(d["gemm"] / p[0], d["stream"]) + p[1] * d["vm"] + p[2] * d["vec"] + d["mem"]
                                  + 2000 for d in terms])
 
             p0 = [50.0] if algo == "direct" else [50.0, 0.1, 0.1]
@@ -133,7 +133,7 @@ def calibrate(args) -> None:
             rel = model(fit.x) / t - 1
             consts = f"rate {fit.x[0]:.1f}"
             if algo != "direct":
-                consts += f", tf_ns {fit.x[1]:.3f}, out_ns {fit.x[2]:.3f}"
+                consts += f", tf_ns {fit.x[1]:.3f}, vec_ns {fit.x[2]:.3f}"
             print(f"{name}: {consts}  (relative error max {np.abs(rel).max():.2f}, rms {np.sqrt(np.mean(rel**2)):.3f})")
 
 

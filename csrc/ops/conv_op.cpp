@@ -1,6 +1,7 @@
 #include "ops/conv_op.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -224,12 +225,13 @@ ConvOp::ConvOp(const ConvArgs& a) : args_(a) {
                 g.dh, "x", g.dw, ", group ", g.group, ")", reasons);
     }
   }
-  for (const ConvKernel* k : cands) {
-    plan_ = k->plan(s, d);
-    if (plan_) {
-      kernel_name_ = k->name();
-      break;
-    }
+  const bool tune = a.algo == "auto" && a.kernel.empty();
+  for (size_t i = 0; i < cands.size(); ++i) {
+    plan_ = cands[i]->plan(s, d);
+    if (!plan_) continue;
+    kernel_name_ = cands[i]->name();
+    if (tune && i + 1 < cands.size()) settle_near_tie(s, d, cands[i], cands[i + 1]);
+    break;
   }
   if (!plan_) {  // every candidate declined the data: the reference handles everything
     for (const ConvKernel* k : conv_kernel_registry())
@@ -238,6 +240,37 @@ ConvOp::ConvOp(const ConvArgs& a) : args_(a) {
         plan_ = k->plan(s, d);
         kernel_name_ = k->name();
       }
+  }
+}
+
+// Integer kernels give identical bits (docs/arithmetic.md), so where the cost model cannot separate the
+// two cheapest candidates (within 15%), both are timed once on this machine, one core, and the faster is
+// kept: the choice can differ between machines or runs, the results cannot. Float16 kernels differ in
+// their last bits, so their choice stays with the deterministic model.
+void ConvOp::settle_near_tie(const ConvSpec& s, const ConvData& d, const ConvKernel* first, const ConvKernel* second) {
+  if (s.family == ConvFamily::kFp16 || second->algo() == "reference" || second->cost(s) > 1.15 * first->cost(s))
+    return;
+  std::unique_ptr<ConvPlan> other = second->plan(s, d);
+  if (!other) return;
+  const ConvGeometry& g = s.g;
+  std::vector<uint8_t> x(static_cast<size_t>(g.n * g.c * g.h * g.w) * dtype_size(s.x_dtype));
+  std::vector<uint8_t> y(static_cast<size_t>(g.n * g.oc * g.oh * g.ow) * dtype_size(s.y_dtype));
+  uint32_t r = 12345;
+  for (uint8_t& v : x) v = static_cast<uint8_t>((r = r * 1103515245u + 12345u) >> 24);  // any input times alike
+  const CoreSet one = CorePool::instance().cores_for_mask(kCoreMaskAuto);
+  auto best_of = [&](const ConvPlan& p) {
+    p.run(x.data(), y.data(), one);  // warm-up: workspaces, caches
+    double best = 1e300;
+    for (int i = 0; i < 3; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      p.run(x.data(), y.data(), one);
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return best;
+  };
+  if (best_of(*other) < best_of(*plan_)) {
+    plan_ = std::move(other);
+    kernel_name_ = second->name();
   }
 }
 

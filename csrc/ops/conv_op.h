@@ -56,6 +56,7 @@ class ConvOp {
 
  private:
   friend std::shared_ptr<ConvOp> conv_op_cached(const ConvArgs& args);
+  void settle_near_tie(const ConvSpec& s, const ConvData& d, const ConvKernel* first, const ConvKernel* second);
   ConvSpec spec_;
   std::string kernel_name_;
   std::unique_ptr<ConvPlan> plan_;

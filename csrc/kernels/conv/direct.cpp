@@ -410,14 +410,14 @@ class DirectKernel : public ConvKernel {
 // on an AMD EPYC (Zen 4, whose 512-bit units are 256 bits wide: AVX2 and AVX-512 fp32 FMA run at the
 // same speed there) with NPUEMU_ISA=avx2.
 NPUEMU_DIRECT_KERNEL(Int8DirectScalar, "conv2d_int8_direct_scalar", Isa::kScalar, MacType::kU8S8_I32, 7.5);
-NPUEMU_DIRECT_KERNEL(Int8DirectAvx2, "conv2d_int8_direct_avx2", Isa::kAvx2, MacType::kI16_I32, 93.6);
-NPUEMU_DIRECT_KERNEL(Int8DirectAvx512, "conv2d_int8_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kU8S8_I32, 230.1);
+NPUEMU_DIRECT_KERNEL(Int8DirectAvx2, "conv2d_int8_direct_avx2", Isa::kAvx2, MacType::kI16_I32, 93.5);
+NPUEMU_DIRECT_KERNEL(Int8DirectAvx512, "conv2d_int8_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kU8S8_I32, 231.1);
 NPUEMU_DIRECT_KERNEL(Int16DirectScalar, "conv2d_int16_direct_scalar", Isa::kScalar, MacType::kI16_I64, 0.8);
 NPUEMU_DIRECT_KERNEL(Int16DirectAvx2, "conv2d_int16_direct_avx2", Isa::kAvx2, MacType::kI16_I64, 37.0);
 NPUEMU_DIRECT_KERNEL(Int16DirectAvx512, "conv2d_int16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kI16_I64, 40.0);
 NPUEMU_DIRECT_KERNEL(Fp16DirectScalar, "conv2d_fp16_direct_scalar", Isa::kScalar, MacType::kF32, 0.5);
-NPUEMU_DIRECT_KERNEL(Fp16DirectAvx2, "conv2d_fp16_direct_avx2", Isa::kAvx2, MacType::kF32, 61.9);
-NPUEMU_DIRECT_KERNEL(Fp16DirectAvx512, "conv2d_fp16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kF32, 65.4);
+NPUEMU_DIRECT_KERNEL(Fp16DirectAvx2, "conv2d_fp16_direct_avx2", Isa::kAvx2, MacType::kF32, 61.8);
+NPUEMU_DIRECT_KERNEL(Fp16DirectAvx512, "conv2d_fp16_direct_avx512vnni", Isa::kAvx512Vnni, MacType::kF32, 65.2);
 
 }  // namespace
 }  // namespace direct

@@ -321,8 +321,8 @@ const char* kind_algo(Kind k) { return k == Kind::kFp16F43 ? "winograd43" : "win
 
 class WinogradKernel : public ConvKernel {
  public:
-  WinogradKernel(const char* name, Isa isa, Kind kind, double macs_per_ns, double tf_ns, double out_ns)
-      : name_(name), isa_(isa), kind_(kind), macs_per_ns_(macs_per_ns), tf_ns_(tf_ns), out_ns_(out_ns) {}
+  WinogradKernel(const char* name, Isa isa, Kind kind, double macs_per_ns, double tf_ns, double vec_ns)
+      : name_(name), isa_(isa), kind_(kind), macs_per_ns_(macs_per_ns), tf_ns_(tf_ns), vec_ns_(vec_ns) {}
   std::string name() const override { return name_; }
   std::string algo() const override { return kind_algo(kind_); }
   Isa isa() const override { return isa_; }
@@ -359,7 +359,7 @@ class WinogradKernel : public ConvKernel {
   }
   // Modelled time on one core (ns), the form of direct.cpp's model: the GEMMs at the measured rate, or
   // the transformed weights streamed from memory where they exceed what stays cached (~16 MiB at
-  // ~26 GB/s), plus the transforms per element of V and M, the output stage per output, the shared
+  // ~22 GB/s), plus the transforms per element of V and M, a fixed cost per GEMM output vector, the shared
   // pack / unpack passes and a fixed cost. Constants fitted with bench/bench_winograd.py --calibrate.
   double cost(const ConvSpec& s) const override {
     const ConvGeometry& g = s.g;
@@ -372,8 +372,10 @@ class WinogradKernel : public ConvKernel {
     const double gemm = tiles * np * icp * ocp / macs_per_ns_;
     const double u_bytes = static_cast<double>(g.group) * np * icp * ocp * elem_bytes(kind_);
     const double stream = static_cast<double>(g.n) * std::max(0.0, u_bytes - 16.0 * (1 << 20)) * 0.045;
-    const double outs = static_cast<double>(g.n * g.oc * g.oh * g.ow);
-    return std::max(gemm, stream) + tf_ns_ * tiles * np * (icp + ocp) + out_ns_ * outs + conv_memory_cost_ns(s) +
+    // per GEMM output vector (tile x position x 16 output channels): loading and storing its accumulators,
+    // the fixed cost that makes short-K (few input channels) GEMMs slow
+    const double vecs = tiles * np * ocp / kC2;
+    return std::max(gemm, stream) + tf_ns_ * tiles * np * (icp + ocp) + vec_ns_ * vecs + conv_memory_cost_ns(s) +
            2000.0;
   }
   std::unique_ptr<ConvPlan> plan(const ConvSpec& s, const ConvData& d) const override {
@@ -394,28 +396,28 @@ class WinogradKernel : public ConvKernel {
   Kind kind_;
   double macs_per_ns_;  // GEMM multiply-adds (padded channels) per ns
   double tf_ns_;        // ns per element of V and M (input / output transform)
-  double out_ns_;       // ns per output element (output stage)
+  double vec_ns_;       // ns per output element (output stage)
 };
 
-#define NPUEMU_WINOGRAD_KERNEL(cls, name, isa, kind, rate, tf_ns, out_ns) \
+#define NPUEMU_WINOGRAD_KERNEL(cls, name, isa, kind, rate, tf_ns, vec_ns) \
   class cls final : public WinogradKernel {                              \
    public:                                                               \
-    cls() : WinogradKernel(name, isa, kind, rate, tf_ns, out_ns) {}      \
+    cls() : WinogradKernel(name, isa, kind, rate, tf_ns, vec_ns) {}      \
   };                                                                     \
   NPUEMU_REGISTER_CONV_KERNEL(cls)
 
-// Per kernel: GEMM rate (multiply-adds per ns), ns per transformed element, ns per output element.
+// Per kernel: GEMM rate (multiply-adds per ns), ns per transformed element, ns per GEMM output vector.
 // Fitted on this project's calibration grid with bench/bench_winograd.py --calibrate (AMD Zen 4, one
-// core). The AVX2 output stage is the portable one until the direct AVX2 kernels provide theirs.
+// core).
 NPUEMU_WINOGRAD_KERNEL(Int8Wino23Scalar, "conv2d_int8_winograd23_scalar", Isa::kScalar, Kind::kInt8F23, 8.2, 1.36, 8.2);
 NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Scalar, "conv2d_fp16_winograd23_scalar", Isa::kScalar, Kind::kFp16F23, 0.5, 0.23, 5.2);
 NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Scalar, "conv2d_fp16_winograd43_scalar", Isa::kScalar, Kind::kFp16F43, 0.5, 2.0, 2.6);
-NPUEMU_WINOGRAD_KERNEL(Int8Wino23Avx2, "conv2d_int8_winograd23_avx2", Isa::kAvx2, Kind::kInt8F23, 50.5, 0.163, 7.642);
-NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Avx2, "conv2d_fp16_winograd23_avx2", Isa::kAvx2, Kind::kFp16F23, 48.5, 0.124, 0.0);
-NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Avx2, "conv2d_fp16_winograd43_avx2", Isa::kAvx2, Kind::kFp16F43, 43.0, 0.132, 0.0);
-NPUEMU_WINOGRAD_KERNEL(Int8Wino23Avx512, "conv2d_int8_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kInt8F23, 107.0, 0.103, 0.0);
-NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Avx512, "conv2d_fp16_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F23, 52.5, 0.109, 0.0);
-NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Avx512, "conv2d_fp16_winograd43_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F43, 51.9, 0.142, 0.0);
+NPUEMU_WINOGRAD_KERNEL(Int8Wino23Avx2, "conv2d_int8_winograd23_avx2", Isa::kAvx2, Kind::kInt8F23, 50.3, 0.141, 0.0);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Avx2, "conv2d_fp16_winograd23_avx2", Isa::kAvx2, Kind::kFp16F23, 51.0, 0.134, 0.0);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Avx2, "conv2d_fp16_winograd43_avx2", Isa::kAvx2, Kind::kFp16F43, 46.2, 0.150, 0.0);
+NPUEMU_WINOGRAD_KERNEL(Int8Wino23Avx512, "conv2d_int8_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kInt8F23, 112.0, 0.106, 0.0);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino23Avx512, "conv2d_fp16_winograd23_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F23, 55.0, 0.118, 0.0);
+NPUEMU_WINOGRAD_KERNEL(Fp16Wino43Avx512, "conv2d_fp16_winograd43_avx512vnni", Isa::kAvx512Vnni, Kind::kFp16F43, 53.3, 0.149, 0.0);
 
 }  // namespace
 

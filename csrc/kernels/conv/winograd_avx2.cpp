@@ -251,7 +251,8 @@ Table make_table(InputFn in, OutputFn out) {
   fill<kInt, 2>(t, std::make_integer_sequence<int, 3>{});
   t.input = in;
   t.output = out;
-  const direct::UkernelTable* d = direct::ukernels_avx2(kInt ? direct::MacType::kU8S8_I32 : direct::MacType::kF32);
+  // the AVX2 int32-tile output stage is registered with the AVX2 int8 MACs (kI16_I32)
+  const direct::UkernelTable* d = direct::ukernels_avx2(kInt ? direct::MacType::kI16_I32 : direct::MacType::kF32);
   t.epi = d != nullptr && d->epi != nullptr ? d->epi : direct::epi_portable;
   return t;
 }

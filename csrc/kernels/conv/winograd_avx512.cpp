@@ -237,7 +237,8 @@ Table make_table(InputFn in, OutputFn out) {
   fill<kInt, 4>(t, std::make_integer_sequence<int, 6>{});
   t.input = in;
   t.output = out;
-  t.epi = direct::ukernels_avx512(kInt ? direct::MacType::kU8S8_I32 : direct::MacType::kF32)->epi;
+  const direct::UkernelTable* d = direct::ukernels_avx512(kInt ? direct::MacType::kU8S8_I32 : direct::MacType::kF32);
+  t.epi = d != nullptr && d->epi != nullptr ? d->epi : direct::epi_portable;
   return t;
 }
 
