@@ -220,11 +220,14 @@ def test_avx2_cap_selects_avx2_kernels(rng, isa_cap):
     isa_cap("avx2")
     assert npuemu.isa_info()["active"] == "avx2"
     w8 = rng.integers(-127, 128, (64, 32, 3, 3)).astype(np.int8)
+    # a 3x3 layer: the AVX2 direct or Winograd kernel (integer near-ties are settled by timing)
     q = ops.QLinearConv((1, 32, 20, 20), "int8", 0.05, 1, w8, 0.01, 0, 0.4, np.int8(-3), pads=(1, 1, 1, 1))
-    assert q.kernel_name == "conv2d_int8_direct_avx2"
+    assert q.kernel_name in ("conv2d_int8_direct_avx2", "conv2d_int8_winograd23_avx2")
     wu = rng.integers(0, 256, (64, 32, 3, 3)).astype(np.uint8)
     q = ops.QLinearConv((1, 32, 20, 20), "uint8", 0.05, 1, wu, 0.01, 128, 0.4, np.uint8(3), pads=(1, 1, 1, 1))
-    assert q.kernel_name == "conv2d_int8_direct_avx2"
+    assert q.kernel_name in ("conv2d_int8_direct_avx2", "conv2d_int8_winograd23_avx2")
+    q1 = ops.QLinearConv((1, 32, 20, 20), "int8", 0.05, 1, w8[:, :, :1, :1].copy(), 0.01, 0, 0.4, np.int8(-3))
+    assert q1.kernel_name == "conv2d_int8_direct_avx2"  # 1x1: no Winograd
     w16 = rng.integers(-1000, 1000, (64, 32, 3, 3)).astype(np.int16)
     c = ops.ConvInteger((1, 32, 20, 20), "int16", w16, pads=(1, 1, 1, 1))
     assert c.kernel_name == "conv2d_int16_direct_avx2"
