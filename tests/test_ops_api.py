@@ -91,10 +91,10 @@ def errors_cases(rng):
         (ValueError, "x must not be empty", lambda: q(x=np.zeros((1, 16, 0, 10), np.int8))),
         (ValueError, "C-contiguous", lambda: q(x=np.asfortranarray(x))),
         (ValueError, "C-contiguous", lambda: q(x=x[:, :, ::2])),
-        (ValueError, "pads must be >= 0", lambda: q(pads=(-1, 0, 0, 0))),
+        (ValueError, "pads must be in \\[0, 1048576\\]", lambda: q(pads=(-1, 0, 0, 0))),
         (ValueError, "pads must have 2 .* or 4", lambda: q(pads=(1, 1, 1))),
-        (ValueError, "strides must be >= 1", lambda: q(strides=0)),
-        (ValueError, "dilations must be >= 1", lambda: q(dilations=(1, 0))),
+        (ValueError, "strides must be in \\[1, 1048576\\]", lambda: q(strides=0)),
+        (ValueError, "dilations must be in \\[1, 1048576\\]", lambda: q(dilations=(1, 0))),
         (ValueError, "not divisible by group 3", lambda: q(group=3)),
         (ValueError, "larger than the padded input", lambda: q(x=np.zeros((1, 16, 2, 2), np.int8))),
         (ValueError, "core_mask 8 names cores this NPU does not have", lambda: q(core_mask=8)),
@@ -129,3 +129,42 @@ def test_bad_input_raises_clear_errors(rng):
     for exc, pattern, call in errors_cases(rng):
         with pytest.raises(exc, match=pattern):
             call()
+
+
+def test_absurd_window_attributes_are_refused_before_any_arithmetic():
+    """Attributes are bounded before they enter products (no int64 overflow, no giant allocation)."""
+    x = np.zeros((1, 1, 1, 1), np.int8)
+    with pytest.raises(ValueError, match=r"kernel_shape must be in \[1, 1048576\]"):
+        ops.max_pool(x, 2**32, pads=2**32 - 1)
+    with pytest.raises(ValueError, match=r"pads must be in \[0, 1048576\]"):
+        ops.conv_integer(x, np.ones((1, 1, 1, 1), np.int8), pads=2**40)
+    with pytest.raises(ValueError, match=r"strides must be in \[1, 1048576\]"):
+        ops.conv_integer(x, np.ones((1, 1, 1, 1), np.int8), strides=2**62)
+
+
+@pytest.mark.parametrize("bounds", [(-1.0, float("nan")), (float("nan"), 1.0)])
+def test_nan_clip_bounds_are_refused(bounds):
+    a = np.array([1, 50, -100], np.int8)
+    act = ("clip",) + bounds
+    w = np.ones((1, 1, 1, 1), np.int8)
+    for call in (lambda: ops.add(a, 0.1, 0, a, 0.1, 0, 0.1, np.int8(0), activation=act),
+                 lambda: ops.add(a.astype(np.float16), b=a.astype(np.float16), activation=act),
+                 lambda: ops.qlinear_conv(a.reshape(1, 1, 1, 3), 1, 0, w, 1, 0, 1, np.int8(0), activation=act),
+                 lambda: ops.conv(a.reshape(1, 1, 1, 3).astype(np.float16), w.astype(np.float16), activation=act)):
+        with pytest.raises(ValueError, match="clip bounds must not be NaN"):
+            call()
+    # infinite bounds stay legal
+    ops.add(a, 0.1, 0, a, 0.1, 0, 0.1, np.int8(0), activation=("clip", -float("inf"), float("inf")))
+
+
+def test_float_rounding_accepts_scales_beyond_the_fixed_point_range():
+    """rounding='float' needs no Q31 multiplier, so scales the fixed-point path refuses still run (and
+    saturate exactly as onnxruntime's float code does); the fixed-point path names the problem."""
+    a = np.array([1, 50, -100, 0, 3], np.int8)
+    y = ops.mul(a, 0.5, 0, a, 0.5, 0, 1e-10, np.int8(0), rounding="float")
+    assert y.shape == a.shape
+    with pytest.raises(ValueError, match="too large"):
+        ops.mul(a, 0.5, 0, a, 0.5, 0, 1e-10, np.int8(0))
+    x = np.full((1, 1, 4, 4), 5, np.int8)
+    assert ops.avg_pool(x, 2, x_scale=1e4, x_zero_point=0, y_scale=1e-6, y_zero_point=0, rounding="float").shape == (
+        1, 1, 3, 3)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/shape.h"
 #include "core/dtype.h"
 
 namespace npuemu {
@@ -44,12 +45,6 @@ inline std::vector<int64_t> shape_of(const py::array& a) {
   std::vector<int64_t> s(static_cast<size_t>(a.ndim()));
   for (size_t i = 0; i < s.size(); ++i) s[i] = static_cast<int64_t>(a.shape(static_cast<py::ssize_t>(i)));
   return s;
-}
-
-inline std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "(";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + (s.size() == 1 ? ",)" : ")");
 }
 
 inline bool storage_matches(DType want, DType have) {

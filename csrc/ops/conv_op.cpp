@@ -131,8 +131,7 @@ ConvOp::ConvOp(const ConvArgs& a) : args_(a) {
       NPU_CHECK(a.bias_len == g.oc, "bias must have ", g.oc, " elements (output channels), got ", a.bias_len);
       for (int64_t c = 0; c < g.oc; ++c) d.bias_f[c] = fp16_to_fp32(static_cast<const uint16_t*>(a.bias)[c]);
     }
-    if (s.act.kind == ActKind::kClip)
-      NPU_CHECK(!(s.act.lo > s.act.hi), "clip activation needs min <= max, got min=", s.act.lo, " max=", s.act.hi);
+    check_activation(s.act);
   } else {
     // zero points
     NPU_CHECK(a.x_zp >= dtype_min(a.x_dtype) && a.x_zp <= dtype_max(a.x_dtype), "x_zero_point ", a.x_zp,

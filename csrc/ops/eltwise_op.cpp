@@ -5,25 +5,11 @@
 #include <cstring>
 
 #include "core/check.h"
+#include "core/shape.h"
 #include "ops/op_cache.h"
 
 namespace npuemu {
 namespace {
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "(";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + (s.size() == 1 ? ",)" : ")");
-}
-
-void check_scale(const char* name, float s) {
-  NPU_CHECK(std::isfinite(s) && s > 0, name, " must be a positive finite float, got ", s);
-}
-
-void check_zp(const char* name, int32_t zp, DType t) {
-  NPU_CHECK(zp >= dtype_min(t) && zp <= dtype_max(t), name, " ", zp, " is outside the ", dtype_name(t), " range [",
-            dtype_min(t), ", ", dtype_max(t), "]");
-}
 
 // quantize_multiplier() with a message that names the op's scales.
 QuantizedMultiplier checked_multiplier(double m, const char* what) {
@@ -50,25 +36,27 @@ EltParams make_eltwise_params(const EltwiseArgs& a) {
   NPU_CHECK(a.act.kind == ActKind::kNone || a.act.kind == ActKind::kRelu || a.act.kind == ActKind::kClip,
             a.op == EltOp::kAdd ? "add" : "mul",
             " takes activation None, 'relu', 'relu6' or ('clip', min, max); leaky_relu is not fused here");
-  if (a.act.kind == ActKind::kClip)
-    NPU_CHECK(!(a.act.lo > a.act.hi), "clip activation needs min <= max, got min=", a.act.lo, " max=", a.act.hi);
+  check_activation(a.act);
   p.act = a.act;
   if (!a.quantized) return p;
 
   check_scale("a_scale", a.a_scale);
   check_scale("b_scale", a.b_scale);
   check_scale("y_scale", a.y_scale);
-  check_zp("a_zero_point", a.a_zp, a.dtype);
-  check_zp("b_zero_point", a.b_zp, a.dtype);
-  check_zp("y_zero_point", a.y_zp, a.dtype);
+  check_zero_point("a_zero_point", a.a_zp, a.dtype);
+  check_zero_point("b_zero_point", a.b_zp, a.dtype);
+  check_zero_point("y_zero_point", a.y_zp, a.dtype);
   p.za = a.a_zp;
   p.zb = a.b_zp;
   p.zy = a.y_zp;
   activation_bounds(a.act, a.y_scale, a.y_zp, a.dtype, &p.lo, &p.hi);
 
-  // rounding='fixed_point': TFLite's Prepare of Add (left_shift 20) and Mul, multipliers in double.
+  // rounding='fixed_point': TFLite's Prepare of Add (left_shift 20) and Mul, multipliers in double (only
+  // then: the float rounding accepts scales whose Q31 multipliers would not be representable).
   const double sa = a.a_scale, sb = a.b_scale, sy = a.y_scale;
-  if (a.op == EltOp::kAdd) {
+  if (a.rounding != Rounding::kFixedPoint) {
+    // no fixed-point constants
+  } else if (a.op == EltOp::kAdd) {
     p.left_shift = 20;
     const double twice_max = 2.0 * std::max(sa, sb);
     p.ma = checked_multiplier(sa / twice_max, "a_scale / (2 max(a_scale, b_scale))");

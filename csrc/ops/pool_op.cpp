@@ -42,16 +42,14 @@ PoolOp::PoolOp(const PoolArgs& a) : args_(a) {
       s.count = a.count_include_pad ? PoolCount::kPaddedExtent : PoolCount::kValid;
     } else {
       s.count = a.count_include_pad ? PoolCount::kKernel : PoolCount::kValid;
-      NPU_CHECK(std::isfinite(a.x_scale) && a.x_scale > 0, "x_scale must be a positive finite float, got ", a.x_scale);
-      NPU_CHECK(std::isfinite(a.y_scale) && a.y_scale > 0, "y_scale must be a positive finite float, got ", a.y_scale);
-      const int32_t lo = dtype_min(a.dtype), hi = dtype_max(a.dtype);
-      NPU_CHECK(a.x_zp >= lo && a.x_zp <= hi, "x_zero_point ", a.x_zp, " is outside the ", dtype_name(a.dtype),
-                " range [", lo, ", ", hi, "]");
-      NPU_CHECK(a.y_zp >= lo && a.y_zp <= hi, "y_zero_point ", a.y_zp, " is outside the ", dtype_name(a.dtype),
-                " range [", lo, ", ", hi, "]");
+      check_scale("x_scale", a.x_scale);
+      check_scale("y_scale", a.y_scale);
+      check_zero_point("x_zero_point", a.x_zp, a.dtype);
+      check_zero_point("y_zero_point", a.y_zp, a.dtype);
       NPU_CHECK(s.g.kh * s.g.kw <= kMaxQuantAvgWindow, opname, ": a window of ", s.g.kh * s.g.kw,
                 " elements exceeds ", kMaxQuantAvgWindow, ", the most whose int32 sum of |x - x_zp| <= 255 is exact");
-      NPU_CHECK(static_cast<double>(a.x_scale) / a.y_scale < 1073741824.0, opname,
+      NPU_CHECK(a.rounding != Rounding::kFixedPoint || static_cast<double>(a.x_scale) / a.y_scale < 1073741824.0,
+                opname,
                 ": the requantization multiplier x_scale / (y_scale * count) = ",
                 static_cast<double>(a.x_scale) / a.y_scale, " (count 1) is too large (must be < 2^30)");
       s.rounding = a.rounding;

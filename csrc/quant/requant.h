@@ -5,6 +5,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/check.h"
@@ -54,14 +55,35 @@ inline int64_t quantize_bound(double v, double scale) {
 // by a fused activation: y = y_zp + clamp(q, *lo, *hi). relu: lo >= 0; clip(a, b): lo >= round(a / y_scale),
 // hi <= round(b / y_scale), rounding half away from zero (TFLite's CalculateActivationRangeQuantized).
 // Leaky relu does not narrow the range.
+inline void check_scale(const char* name, float s) {
+  NPU_CHECK(std::isfinite(s) && s > 0, name, " must be a positive finite float, got ", s);
+}
+
+inline void check_zero_point(const char* name, int32_t zp, DType t) {
+  NPU_CHECK(zp >= dtype_min(t) && zp <= dtype_max(t), name, " ", zp, " is outside the ", dtype_name(t), " range [",
+            dtype_min(t), ", ", dtype_max(t), "]");
+}
+
+// Validates a fused activation: clip bounds are not NaN (+-inf are allowed) and ordered; the leaky slope
+// is finite.
+inline void check_activation(const Activation& act) {
+  if (act.kind == ActKind::kClip) {
+    NPU_CHECK(!std::isnan(act.lo) && !std::isnan(act.hi), "clip bounds must not be NaN, got min=", act.lo,
+              " max=", act.hi);
+    NPU_CHECK(act.lo <= act.hi, "clip activation needs min <= max, got min=", act.lo, " max=", act.hi);
+  } else if (act.kind == ActKind::kLeakyRelu) {
+    NPU_CHECK(std::isfinite(act.alpha), "leaky_relu alpha must be finite, got ", act.alpha);
+  }
+}
+
 inline void activation_bounds(const Activation& act, float y_scale, int32_t y_zp, DType y_dtype, int32_t* lo_out,
                               int32_t* hi_out) {
+  check_activation(act);
   const int32_t qmin = dtype_min(y_dtype), qmax = dtype_max(y_dtype);
   int64_t lo = int64_t{qmin} - y_zp, hi = int64_t{qmax} - y_zp;
   if (act.kind == ActKind::kRelu) {
     lo = lo > 0 ? lo : 0;
   } else if (act.kind == ActKind::kClip) {
-    NPU_CHECK(!(act.lo > act.hi), "clip activation needs min <= max, got min=", act.lo, " max=", act.hi);
     // clip first, then saturate to the output type: each bound is clamped into the type's range, so a clip
     // range entirely above (below) it yields the type's maximum (minimum) everywhere
     const int64_t qlo = quantize_bound(act.lo, y_scale), qhi = quantize_bound(act.hi, y_scale);
@@ -78,19 +100,14 @@ inline void activation_bounds(const Activation& act, float y_scale, int32_t y_zp
 inline OutputStage make_output_stage(int64_t oc, float x_scale, const float* w_scale, int64_t n_w_scale,
                                      float y_scale, int32_t y_zp, DType y_dtype, Rounding rounding,
                                      const Activation& act) {
-  NPU_CHECK(std::isfinite(x_scale) && x_scale > 0, "x_scale must be a positive finite float, got ", x_scale);
-  NPU_CHECK(std::isfinite(y_scale) && y_scale > 0, "y_scale must be a positive finite float, got ", y_scale);
+  check_scale("x_scale", x_scale);
+  check_scale("y_scale", y_scale);
   NPU_CHECK(n_w_scale == 1 || n_w_scale == oc, "w_scale must have 1 or ", oc, " (output channels) elements, got ",
             n_w_scale);
   NPU_CHECK(is_quantized_int(y_dtype), "output dtype must be uint8, int8, int4 or int16, got ", dtype_name(y_dtype));
-  const int32_t qmin = dtype_min(y_dtype), qmax = dtype_max(y_dtype);
-  NPU_CHECK(y_zp >= qmin && y_zp <= qmax, "y_zero_point ", y_zp, " is outside the ", dtype_name(y_dtype),
-            " range [", qmin, ", ", qmax, "]");
+  check_zero_point("y_zero_point", y_zp, y_dtype);
   int32_t lo = 0, hi = 0;
   activation_bounds(act, y_scale, y_zp, y_dtype, &lo, &hi);
-  if (act.kind == ActKind::kLeakyRelu) {
-    NPU_CHECK(std::isfinite(act.alpha), "leaky_relu alpha must be finite, got ", act.alpha);
-  }
   OutputStage os;
   os.y_dtype = y_dtype;
   os.rounding = rounding;
@@ -98,7 +115,7 @@ inline OutputStage make_output_stage(int64_t oc, float x_scale, const float* w_s
   os.ch.resize(static_cast<size_t>(oc));
   for (int64_t c = 0; c < oc; ++c) {
     const float ws = w_scale[n_w_scale == 1 ? 0 : c];
-    NPU_CHECK(std::isfinite(ws) && ws > 0, "w_scale[", c, "] must be a positive finite float, got ", ws);
+    if (!(std::isfinite(ws) && ws > 0)) check_scale(("w_scale[" + std::to_string(c) + "]").c_str(), ws);
     RequantChannel& rc = os.ch[static_cast<size_t>(c)];
     const double m = static_cast<double>(x_scale) * static_cast<double>(ws) / static_cast<double>(y_scale);
     rc.pos = quantize_multiplier(m);

@@ -1,16 +1,10 @@
 #include "kernels/conv/conv.h"
 
 #include "core/check.h"
+#include "core/shape.h"
 
 namespace npuemu {
 
-namespace {
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "(";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + (s.size() == 1 ? ",)" : ")");
-}
-}  // namespace
 
 ConvGeometry make_conv_geometry(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
                                 const std::vector<int64_t>& strides, const std::vector<int64_t>& pads,
@@ -22,9 +16,10 @@ ConvGeometry make_conv_geometry(const std::vector<int64_t>& x, const std::vector
   NPU_CHECK(strides.size() == 2, "strides must have 2 values (h, w), got ", shape_str(strides));
   NPU_CHECK(dilations.size() == 2, "dilations must have 2 values (h, w), got ", shape_str(dilations));
   NPU_CHECK(pads.size() == 4, "pads must have 4 values (top, left, bottom, right), got ", shape_str(pads));
-  NPU_CHECK(strides[0] >= 1 && strides[1] >= 1, "strides must be >= 1, got ", shape_str(strides));
-  NPU_CHECK(dilations[0] >= 1 && dilations[1] >= 1, "dilations must be >= 1, got ", shape_str(dilations));
-  for (int64_t p : pads) NPU_CHECK(p >= 0, "pads must be >= 0, got ", shape_str(pads));
+  check_window_attr("strides", strides, 1);
+  check_window_attr("dilations", dilations, 1);
+  check_window_attr("pads", pads, 0);
+  check_window_attr("kernel size", {w[2], w[3]}, 1);
   NPU_CHECK(group >= 1, "group must be >= 1, got ", group);
   ConvGeometry g;
   g.n = x[0];
@@ -53,9 +48,9 @@ ConvGeometry make_conv_geometry(const std::vector<int64_t>& x, const std::vector
             wp, "); x shape ", shape_str(x), ", w shape ", shape_str(w), ", pads ", shape_str(pads));
   g.oh = (hp - eh) / g.sh + 1;
   g.ow = (wp - ew) / g.sw + 1;
-  const int64_t limit = int64_t{1} << 31;
-  NPU_CHECK(g.n * g.c * g.h * g.w < limit && g.n * g.oc * g.oh * g.ow < limit && g.oc * g.icg() * g.kh * g.kw < limit,
-            "tensor too large (more than 2^31 elements)");
+  checked_numel({g.n, g.c, g.h, g.w}, "x");
+  checked_numel({g.n, g.oc, g.oh, g.ow}, "the output");
+  checked_numel({g.oc, g.icg(), g.kh, g.kw}, "w");
   return g;
 }
 

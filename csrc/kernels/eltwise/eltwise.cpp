@@ -7,16 +7,12 @@
 #include <cstring>
 
 #include "core/check.h"
+#include "core/shape.h"
 #include "core/memory.h"
 
 namespace npuemu {
 
 namespace {
-std::string shape_string(const std::vector<int64_t>& s) {
-  std::string r = "(";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + (s.size() == 1 ? ",)" : ")");
-}
 }  // namespace
 
 std::vector<int64_t> broadcast_shape(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
@@ -25,7 +21,7 @@ std::vector<int64_t> broadcast_shape(const std::vector<int64_t>& a, const std::v
   for (size_t i = 0; i < r; ++i) {
     const int64_t da = i < r - a.size() ? 1 : a[i - (r - a.size())];
     const int64_t db = i < r - b.size() ? 1 : b[i - (r - b.size())];
-    NPU_CHECK(da == db || da == 1 || db == 1, "shapes ", shape_string(a), " and ", shape_string(b),
+    NPU_CHECK(da == db || da == 1 || db == 1, "shapes ", shape_str(a), " and ", shape_str(b),
               " do not broadcast (dimension ", i, " of the aligned shapes: ", da, " vs ", db, ")");
     y[i] = da == 1 ? db : da;
   }
@@ -67,7 +63,7 @@ BroadcastRows make_broadcast_rows(const std::vector<int64_t>& a, const std::vect
     return br;
   }
   NPU_CHECK(dims.size() <= static_cast<size_t>(BroadcastRows::kMaxDims) + 1,
-            "broadcasting of ", shape_string(a), " and ", shape_string(b), " needs more than ",
+            "broadcasting of ", shape_str(a), " and ", shape_str(b), " needs more than ",
             BroadcastRows::kMaxDims + 1, " dimensions after merging");
   br.inner = dims.back();
   br.a_step = static_cast<int>(as.back());

@@ -9,17 +9,13 @@
 #include <cstring>
 
 #include "core/check.h"
+#include "core/shape.h"
 #include "core/memory.h"
 #include "kernels/pool/pool_arith.h"
 
 namespace npuemu {
 
 namespace {
-std::string vec_str(const std::vector<int64_t>& s) {
-  std::string r = "(";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + (s.size() == 1 ? ",)" : ")");
-}
 
 int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t pb, int64_t pe, int64_t d, bool ceil_mode) {
   const int64_t span = in + pb + pe - d * (k - 1) - 1;  // >= 0, checked by the caller
@@ -32,19 +28,19 @@ int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t pb, int64_t pe, int64
 PoolGeometry make_pool_geometry(const std::vector<int64_t>& x, const std::vector<int64_t>& kernel,
                                 const std::vector<int64_t>& strides, const std::vector<int64_t>& pads,
                                 const std::vector<int64_t>& dilations, bool ceil_mode) {
-  NPU_CHECK(x.size() == 4, "x must be 4-D NCHW, got shape ", vec_str(x));
-  for (int64_t d : x) NPU_CHECK(d > 0, "x must not be empty, got shape ", vec_str(x));
-  NPU_CHECK(kernel.size() == 2, "kernel_shape must have 2 values (h, w), got ", vec_str(kernel));
-  NPU_CHECK(strides.size() == 2, "strides must have 2 values (h, w), got ", vec_str(strides));
-  NPU_CHECK(dilations.size() == 2, "dilations must have 2 values (h, w), got ", vec_str(dilations));
-  NPU_CHECK(pads.size() == 4, "pads must have 4 values (top, left, bottom, right), got ", vec_str(pads));
-  NPU_CHECK(kernel[0] >= 1 && kernel[1] >= 1, "kernel_shape must be >= 1, got ", vec_str(kernel));
-  NPU_CHECK(strides[0] >= 1 && strides[1] >= 1, "strides must be >= 1, got ", vec_str(strides));
-  NPU_CHECK(dilations[0] >= 1 && dilations[1] >= 1, "dilations must be >= 1, got ", vec_str(dilations));
-  for (int64_t p : pads) NPU_CHECK(p >= 0, "pads must be >= 0, got ", vec_str(pads));
+  NPU_CHECK(x.size() == 4, "x must be 4-D NCHW, got shape ", shape_str(x));
+  for (int64_t d : x) NPU_CHECK(d > 0, "x must not be empty, got shape ", shape_str(x));
+  NPU_CHECK(kernel.size() == 2, "kernel_shape must have 2 values (h, w), got ", shape_str(kernel));
+  NPU_CHECK(strides.size() == 2, "strides must have 2 values (h, w), got ", shape_str(strides));
+  NPU_CHECK(dilations.size() == 2, "dilations must have 2 values (h, w), got ", shape_str(dilations));
+  NPU_CHECK(pads.size() == 4, "pads must have 4 values (top, left, bottom, right), got ", shape_str(pads));
+  check_window_attr("kernel_shape", kernel, 1);
+  check_window_attr("strides", strides, 1);
+  check_window_attr("dilations", dilations, 1);
+  check_window_attr("pads", pads, 0);
   // onnxruntime's rule: a pad is smaller than the kernel, so every (undilated) window meets the input
   NPU_CHECK(pads[0] < kernel[0] && pads[2] < kernel[0] && pads[1] < kernel[1] && pads[3] < kernel[1],
-            "pads must be smaller than the kernel (pads ", vec_str(pads), ", kernel_shape ", vec_str(kernel), ")");
+            "pads must be smaller than the kernel (pads ", shape_str(pads), ", kernel_shape ", shape_str(kernel), ")");
   PoolGeometry g;
   g.n = x[0];
   g.c = x[1];
@@ -63,13 +59,14 @@ PoolGeometry make_pool_geometry(const std::vector<int64_t>& x, const std::vector
   g.ceil_mode = ceil_mode;
   const int64_t eh = (g.kh - 1) * g.dh + 1, ew = (g.kw - 1) * g.dw + 1;
   NPU_CHECK(g.h + g.pt + g.pb >= eh && g.w + g.pl + g.pr >= ew, "the (dilated) window ", eh, "x", ew,
-            " is larger than the padded input ", g.h + g.pt + g.pb, "x", g.w + g.pl + g.pr, "; x shape ", vec_str(x),
-            ", kernel_shape ", vec_str(kernel), ", pads ", vec_str(pads));
+            " is larger than the padded input ", g.h + g.pt + g.pb, "x", g.w + g.pl + g.pr, "; x shape ", shape_str(x),
+            ", kernel_shape ", shape_str(kernel), ", pads ", shape_str(pads));
   g.oh = out_size(g.h, g.kh, g.sh, g.pt, g.pb, g.dh, ceil_mode);
   g.ow = out_size(g.w, g.kw, g.sw, g.pl, g.pr, g.dw, ceil_mode);
-  const int64_t limit = int64_t{1} << 31;
-  NPU_CHECK(g.n * g.c * g.h * g.w < limit && (g.h + g.pt + g.pb) * (g.w + g.pl + g.pr) < limit && g.kh * g.kw < limit,
-            "tensor too large (more than 2^31 elements)");
+  checked_numel({g.n, g.c, g.h, g.w}, "x");
+  checked_numel({g.h + g.pt + g.pb, g.w + g.pl + g.pr}, "the padded plane");
+  checked_numel({g.kh, g.kw}, "the window");
+  checked_numel({g.n, g.c, g.oh, g.ow}, "the output");
   return g;
 }
 
@@ -152,7 +149,7 @@ class RowsPlan final : public PoolPlan {
         if (k == counts_.size()) {
           counts_.push_back(count);
           // one fixed-point multiplier per distinct count (pool_arith.h avg_fixed)
-          const bool quant = s_.dtype != DType::kFloat16;
+          const bool quant = s_.dtype != DType::kFloat16 && s_.rounding == Rounding::kFixedPoint;
           cf_.push_back(quant ? closed_form(avg_fixed_multiplier(count, s_)) : ClosedFormMultiplier{});
           left_.push_back(quant ? avg_fixed_left_shift(count) : 0);
         }
