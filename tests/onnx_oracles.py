@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto, helper
+from onnx import helper
 
 
 def make_node_model(op_type: str, inputs: dict, out_dtype, attrs=None, opset: int = 13, domain: str = ""):

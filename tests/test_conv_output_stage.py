@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import npuemu
+from quant_oracles import quantize_multiplier
 from conftest import available_isas, available_kernels, call_or_skip
-from npuemu import _core, ops
-from test_arith import mbqm
+from npuemu import ops
+from quant_oracles import mbqm
 
 REF = "conv2d_any_reference_scalar"
 
@@ -65,8 +66,8 @@ def fixed_oracle(acc, m, lo, hi, zp, alpha=None):
     out = np.empty(acc.shape, np.int64)
     for c in range(acc.shape[0]):
         mp = float(m[c])  # x_scale = y_scale = 1: M = double(w_scale)
-        qp = _core.quantize_multiplier(mp)
-        qn = _core.quantize_multiplier(mp * float(np.float32(alpha))) if alpha is not None else qp
+        qp = quantize_multiplier(mp)
+        qn = quantize_multiplier(mp * float(np.float32(alpha))) if alpha is not None else qp
         for p in range(acc.shape[1]):
             a = int(acc[c, p])
             q = mbqm(a, *(qn if a < 0 else qp))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import available_isas, available_kernels
+from quant_oracles import quantize_multiplier_tflite
 from npuemu import _core, ops
 from onnx_oracles import run_ort
 from test_arith import mbqm
@@ -175,21 +176,6 @@ def test_every_core_mask_is_bit_identical(rng, mask):
 
 # ---------------------------------------------------------------------------------------------------
 # Independent oracles
-
-
-def quantize_multiplier_tflite(m: float):
-    """TFLite's QuantizeMultiplier, literally: frexp, TfLiteRound (half away from zero) of the Q31
-    mantissa, renormalisation at 2^31, shifts below -31 flushed to a zero multiplier."""
-    if m == 0.0:
-        return 0, 0
-    q, shift = math.frexp(m)
-    q_fixed = int(math.floor(abs(q) * 2**31 + 0.5)) * (1 if q > 0 else -1)
-    if q_fixed == 2**31:
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return q_fixed, shift
 
 
 def tflite_add(a, b, sa, za, sb, zb, sy, zy, lo, hi):

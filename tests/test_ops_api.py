@@ -113,7 +113,7 @@ def errors_cases(rng):
         (TypeError, "out must have dtype int8", lambda: q(out=np.empty((1, 24, 8, 8), np.uint8))),
         (ValueError, "w_dtype='int4' needs every weight in \\[-8, 7\\], got", lambda: q(w_dtype="int4")),
         (ValueError, "too large", lambda: q(x_scale=1e6, y_scale=1e-6)),
-        (ValueError, "unknown kernel 'nope'; registered kernels:", lambda: q(kernel="nope")),
+        (ValueError, "unknown kernel 'nope'; registered convolution kernels:", lambda: q(kernel="nope")),
         (TypeError, "needs float16 x and w", lambda: ops.conv(f16, w)),
         (TypeError, "bias of a float16 convolution must be float16",
          lambda: ops.conv(f16, w.astype(np.float16), np.zeros(24, np.float32))),

@@ -66,19 +66,13 @@ ConvArgs make_args(const std::vector<int64_t>& x_shape, const std::string& x_dty
   return a;
 }
 
-bool ranges_overlap(const py::array& a, const py::array& b) {
-  const char* pa = static_cast<const char*>(a.data());
-  const char* pb = static_cast<const char*>(b.data());
-  return pa < pb + b.nbytes() && pb < pa + a.nbytes();
-}
-
 void run_op(const ConvOp& op, const py::array& x, py::array& y, uint32_t core_mask) {
   const ConvGeometry& g = op.spec().g;
   const std::vector<int64_t> xs = op.spec().nhwc ? std::vector<int64_t>{g.n, g.h, g.w, g.c}
                                                  : std::vector<int64_t>{g.n, g.c, g.h, g.w};
   const void* xp = input_ptr(x, "x", op.spec().x_dtype, xs);
   void* yp = output_ptr(y, "out", op.y_dtype(), op.y_shape());
-  NPU_CHECK(!ranges_overlap(x, y), "out must not share memory with x");
+  NPU_CHECK(!shares_memory(x, y), "out must not share memory with x");
   py::gil_scoped_release release;
   op.run(xp, yp, core_mask);
 }

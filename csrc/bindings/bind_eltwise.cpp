@@ -32,12 +32,6 @@ EltwiseArgs make_args(const std::string& op, const std::string& dtype, const std
   return a;
 }
 
-bool overlaps(const py::array& a, const py::array& b) {
-  const char* pa = static_cast<const char*>(a.data());
-  const char* pb = static_cast<const char*>(b.data());
-  return pa < pb + b.nbytes() && pb < pa + a.nbytes();
-}
-
 // out may be exactly a or exactly b (in place: each element is read before it is written); any other
 // overlap is refused.
 bool same_buffer(const py::array& a, const py::array& b) { return a.data() == b.data() && a.nbytes() == b.nbytes(); }
@@ -46,8 +40,8 @@ void run_op(const EltwiseOp& op, const py::array& a, const py::array& b, py::arr
   const void* ap = input_ptr(a, "a", op.spec().dtype, op.spec().a_shape);
   const void* bp = input_ptr(b, "b", op.spec().dtype, op.spec().b_shape);
   void* yp = output_ptr(y, "out", op.y_dtype(), op.y_shape());
-  NPU_CHECK(!overlaps(a, y) || same_buffer(a, y), "out must be a itself or not share memory with a");
-  NPU_CHECK(!overlaps(b, y) || same_buffer(b, y), "out must be b itself or not share memory with b");
+  NPU_CHECK(!shares_memory(a, y) || same_buffer(a, y), "out must be a itself or not share memory with a");
+  NPU_CHECK(!shares_memory(b, y) || same_buffer(b, y), "out must be b itself or not share memory with b");
   py::gil_scoped_release release;
   op.run(ap, bp, yp, core_mask);
 }

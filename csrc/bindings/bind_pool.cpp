@@ -36,17 +36,11 @@ PoolArgs make_args(const std::string& op, const std::string& dtype, const std::v
   return a;
 }
 
-bool overlaps(const py::array& a, const py::array& b) {
-  const char* pa = static_cast<const char*>(a.data());
-  const char* pb = static_cast<const char*>(b.data());
-  return pa < pb + b.nbytes() && pb < pa + a.nbytes();
-}
-
 void run_op(const PoolOp& op, const py::array& x, py::array& y, uint32_t core_mask) {
   const PoolGeometry& g = op.spec().g;
   const void* xp = input_ptr(x, "x", op.spec().dtype, {g.n, g.c, g.h, g.w});
   void* yp = output_ptr(y, "out", op.y_dtype(), op.y_shape());
-  NPU_CHECK(!overlaps(x, y), "out must not share memory with x");
+  NPU_CHECK(!shares_memory(x, y), "out must not share memory with x");
   py::gil_scoped_release release;
   op.run(xp, yp, core_mask);
 }

@@ -47,6 +47,13 @@ inline std::vector<int64_t> shape_of(const py::array& a) {
   return s;
 }
 
+// Whether two arrays' byte ranges intersect (outputs must not alias inputs unless an op allows it).
+inline bool shares_memory(const py::array& a, const py::array& b) {
+  const char* pa = static_cast<const char*>(a.data());
+  const char* pb = static_cast<const char*>(b.data());
+  return pa < pb + b.nbytes() && pb < pa + a.nbytes();
+}
+
 inline bool storage_matches(DType want, DType have) {
   return want == have || (want == DType::kInt4 && have == DType::kInt8);
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/check.h"
+#include "ops/kernel_select.h"
 #include "ops/op_cache.h"
 #include "quant/fp16.h"
 
@@ -49,22 +50,7 @@ std::vector<const ConvKernel*> conv_candidates(const ConvSpec& spec, const std::
     if (!k->supports(spec, &why)) continue;
     out.push_back(k);
   }
-  // A lower-ISA variant of a kernel (same name up to the ISA suffix) exists for CPUs without the higher
-  // ISA: where both run, only the highest one stays a candidate, whatever the cost model says.
-  auto stem = [](const ConvKernel* k) {
-    const std::string n = k->name(), suffix = std::string("_") + isa_name(k->isa());
-    return n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0
-               ? n.substr(0, n.size() - suffix.size())
-               : n;
-  };
-  std::vector<const ConvKernel*> best;
-  for (const ConvKernel* k : out) {
-    bool superseded = false;
-    for (const ConvKernel* o : out)
-      if (o != k && stem(o) == stem(k) && static_cast<int>(o->isa()) > static_cast<int>(k->isa())) superseded = true;
-    if (!superseded) best.push_back(k);
-  }
-  out.swap(best);
+  keep_highest_isa(out);
   std::stable_sort(out.begin(), out.end(), [&](const ConvKernel* a, const ConvKernel* b) {
     const double ca = a->cost(spec), cb = b->cost(spec);
     return ca != cb ? ca < cb : a->name() < b->name();
@@ -192,15 +178,7 @@ ConvOp::ConvOp(const ConvArgs& a) : args_(a) {
             "algo must be 'auto', 'direct', 'winograd' or 'reference', got '", a.algo, "'");
   std::vector<const ConvKernel*> cands;
   if (!a.kernel.empty()) {
-    const ConvKernel* k = nullptr;
-    std::string names;
-    for (const ConvKernel* c : conv_kernel_registry()) {
-      names += (names.empty() ? "" : ", ") + c->name();
-      if (c->name() == a.kernel) k = c;
-    }
-    NPU_CHECK(k != nullptr, "unknown kernel '", a.kernel, "'; registered kernels: ", names);
-    NPU_CHECK(static_cast<int>(k->isa()) <= static_cast<int>(active_isa()), "kernel '", a.kernel, "' needs ISA ",
-              isa_name(k->isa()), " but the active ISA is ", isa_name(active_isa()));
+    const ConvKernel* k = find_forced_kernel(conv_kernel_registry(), a.kernel, "convolution");
     std::string why;
     NPU_CHECK(k->handles(s.family) && (!s.nhwc || k->supports_nhwc()) && k->supports(s, &why), "kernel '", a.kernel,
               "' does not support this ",
@@ -301,8 +279,7 @@ void ConvOp::run(const void* x, void* y, uint32_t core_mask) const {
 namespace {
 
 bool same_activation(const Activation& a, const Activation& b) {
-  return a.kind == b.kind && std::memcmp(&a.lo, &b.lo, sizeof(float)) == 0 &&
-         std::memcmp(&a.hi, &b.hi, sizeof(float)) == 0 && std::memcmp(&a.alpha, &b.alpha, sizeof(float)) == 0;
+  return a.kind == b.kind && same_bits(a.lo, b.lo) && same_bits(a.hi, b.hi) && same_bits(a.alpha, b.alpha);
 }
 
 bool same_floats(const std::vector<float>& a, const std::vector<float>& b) {
@@ -314,8 +291,8 @@ bool same_scalars(const ConvArgs& a, const ConvArgs& b) {
          a.strides == b.strides && a.pads == b.pads && a.dilations == b.dilations && a.group == b.group &&
          a.nhwc == b.nhwc && a.w_transposed == b.w_transposed && a.x_zp == b.x_zp && a.w_zp == b.w_zp &&
          (a.bias == nullptr) == (b.bias == nullptr) && a.bias_dtype == b.bias_dtype && a.bias_len == b.bias_len &&
-         a.requant == b.requant && std::memcmp(&a.x_scale, &b.x_scale, sizeof(float)) == 0 &&
-         std::memcmp(&a.y_scale, &b.y_scale, sizeof(float)) == 0 && same_floats(a.w_scale, b.w_scale) &&
+         a.requant == b.requant && same_bits(a.x_scale, b.x_scale) && same_bits(a.y_scale, b.y_scale) &&
+         same_floats(a.w_scale, b.w_scale) &&
          a.y_zp == b.y_zp && a.y_dtype == b.y_dtype && a.rounding == b.rounding && same_activation(a.act, b.act) &&
          a.algo == b.algo && a.kernel == b.kernel;
 }

@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/kernel_select.h"
 #include "ops/op_cache.h"
 
 namespace npuemu {
@@ -116,26 +117,27 @@ EltwiseOp::EltwiseOp(const EltwiseArgs& a) : args_(a) {
   std::string names;
   for (const EltwiseKernel* k : eltwise_kernel_registry()) names += (names.empty() ? "" : ", ") + k->name();
   if (!a.kernel.empty()) {
-    for (const EltwiseKernel* k : eltwise_kernel_registry())
-      if (k->name() == a.kernel) chosen = k;
-    NPU_CHECK(chosen != nullptr, "unknown kernel '", a.kernel, "'; registered element-wise kernels: ", names);
-    NPU_CHECK(static_cast<int>(chosen->isa()) <= static_cast<int>(active_isa()), "kernel '", a.kernel,
-              "' needs ISA ", isa_name(chosen->isa()), " but the active ISA is ", isa_name(active_isa()));
+    chosen = find_forced_kernel(eltwise_kernel_registry(), a.kernel, "element-wise");
     std::string why;
     NPU_CHECK(chosen->supports(s, &why), "kernel '", a.kernel, "' does not support this op: ", why);
   } else {
-    // the cheapest kernel of the active tier (the reference costs most, so it is never chosen here)
-    double best = 0;
+    // the cheapest kernel that runs here, each kernel in its highest-ISA variant (the reference costs
+    // most, so it is chosen only when nothing else supports the op)
+    std::vector<const EltwiseKernel*> cands;
     for (const EltwiseKernel* k : eltwise_kernel_registry()) {
       std::string why;
-      if (static_cast<int>(k->isa()) > static_cast<int>(active_isa()) || !k->supports(s, &why)) continue;
+      if (static_cast<int>(k->isa()) <= static_cast<int>(active_isa()) && k->supports(s, &why)) cands.push_back(k);
+    }
+    keep_highest_isa(cands);
+    double best = 0;
+    for (const EltwiseKernel* k : cands) {
       const double c = k->cost(s);
       if (chosen == nullptr || c < best || (c == best && k->name() < chosen->name())) {
         chosen = k;
         best = c;
       }
     }
-    NPU_CHECK(chosen != nullptr, "no element-wise kernel registered; registered: ", names);
+    NPU_CHECK(chosen != nullptr, "no element-wise kernel supports this op");
   }
   kernel_name_ = chosen->name();
   plan_ = chosen->plan(s);
@@ -151,14 +153,13 @@ void EltwiseOp::run(const void* a, const void* b, void* y, uint32_t core_mask) c
 
 namespace {
 
-bool same_float(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
 
 bool same_args(const EltwiseArgs& a, const EltwiseArgs& b) {
   return a.op == b.op && a.dtype == b.dtype && a.a_shape == b.a_shape && a.b_shape == b.b_shape &&
-         a.quantized == b.quantized && same_float(a.a_scale, b.a_scale) && same_float(a.b_scale, b.b_scale) &&
-         same_float(a.y_scale, b.y_scale) && a.a_zp == b.a_zp && a.b_zp == b.b_zp && a.y_zp == b.y_zp &&
-         a.rounding == b.rounding && a.act.kind == b.act.kind && same_float(a.act.lo, b.act.lo) &&
-         same_float(a.act.hi, b.act.hi) && same_float(a.act.alpha, b.act.alpha) && a.kernel == b.kernel;
+         a.quantized == b.quantized && same_bits(a.a_scale, b.a_scale) && same_bits(a.b_scale, b.b_scale) &&
+         same_bits(a.y_scale, b.y_scale) && a.a_zp == b.a_zp && a.b_zp == b.b_zp && a.y_zp == b.y_zp &&
+         a.rounding == b.rounding && a.act.kind == b.act.kind && same_bits(a.act.lo, b.act.lo) &&
+         same_bits(a.act.hi, b.act.hi) && same_bits(a.act.alpha, b.act.alpha) && a.kernel == b.kernel;
 }
 
 // Intentionally leaked: the cache must outlive every static destructor that could still run an op.

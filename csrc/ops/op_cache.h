@@ -4,6 +4,7 @@
 // operator alive while it runs even if it is evicted meanwhile.
 #pragma once
 #include <cstddef>
+#include <cstring>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -11,6 +12,9 @@
 #include "core/cpu.h"
 
 namespace npuemu {
+
+// Bit equality of floats (the cache compares scales exactly; NaN never matches a number).
+inline bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
 
 template <class Op>
 class OpCache {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/check.h"
+#include "ops/kernel_select.h"
 #include "ops/op_cache.h"
 
 namespace npuemu {
@@ -61,17 +62,11 @@ PoolOp::PoolOp(const PoolArgs& a) : args_(a) {
   }
 
   const PoolKernel* chosen = nullptr;
-  std::string names;
-  for (const PoolKernel* k : pool_kernel_registry()) names += (names.empty() ? "" : ", ") + k->name();
   if (!a.kernel.empty()) {
-    for (const PoolKernel* k : pool_kernel_registry())
-      if (k->name() == a.kernel) chosen = k;
-    NPU_CHECK(chosen != nullptr, "unknown kernel '", a.kernel, "'; registered pooling kernels: ", names);
-    NPU_CHECK(static_cast<int>(chosen->isa()) <= static_cast<int>(active_isa()), "kernel '", a.kernel,
-              "' needs ISA ", isa_name(chosen->isa()), " but the active ISA is ", isa_name(active_isa()));
+    chosen = find_forced_kernel(pool_kernel_registry(), a.kernel, "pooling");
     std::string why;
     NPU_CHECK(chosen->supports(s, &why), "kernel '", a.kernel, "' does not support this op: ", why);
-  } else {
+  } else {  // the highest ISA that supports the op; the reference only when nothing else does
     for (const PoolKernel* k : pool_kernel_registry()) {
       std::string why;
       if (k->algo() == "reference" || static_cast<int>(k->isa()) > static_cast<int>(active_isa()) ||
@@ -82,10 +77,11 @@ PoolOp::PoolOp(const PoolArgs& a) : args_(a) {
     if (chosen == nullptr)
       for (const PoolKernel* k : pool_kernel_registry())
         if (k->algo() == "reference") chosen = k;
-    NPU_CHECK(chosen != nullptr, "no pooling kernel registered; registered: ", names);
+    NPU_CHECK(chosen != nullptr, "no pooling kernel supports this op");
   }
   kernel_name_ = chosen->name();
   plan_ = chosen->plan(s);
+  y_shape_ = {s.g.n, s.g.c, s.g.oh, s.g.ow};
 }
 
 void PoolOp::run(const void* x, void* y, uint32_t core_mask) const {
@@ -95,13 +91,11 @@ void PoolOp::run(const void* x, void* y, uint32_t core_mask) const {
 
 namespace {
 
-bool same_float(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
-
 bool same_args(const PoolArgs& a, const PoolArgs& b) {
   return a.kind == b.kind && a.global == b.global && a.dtype == b.dtype && a.x_shape == b.x_shape &&
          a.kernel_shape == b.kernel_shape && a.strides == b.strides && a.pads == b.pads && a.dilations == b.dilations &&
          a.ceil_mode == b.ceil_mode && a.count_include_pad == b.count_include_pad && a.quantized == b.quantized &&
-         same_float(a.x_scale, b.x_scale) && same_float(a.y_scale, b.y_scale) && a.x_zp == b.x_zp && a.y_zp == b.y_zp &&
+         same_bits(a.x_scale, b.x_scale) && same_bits(a.y_scale, b.y_scale) && a.x_zp == b.x_zp && a.y_zp == b.y_zp &&
          a.rounding == b.rounding && a.kernel == b.kernel;
 }
 

@@ -36,13 +36,14 @@ class PoolOp {
   const PoolSpec& spec() const { return spec_; }
   const PoolArgs& args() const { return args_; }
   const std::string& kernel_name() const { return kernel_name_; }
-  std::vector<int64_t> y_shape() const { return {spec_.g.n, spec_.g.c, spec_.g.oh, spec_.g.ow}; }
+  const std::vector<int64_t>& y_shape() const { return y_shape_; }
   DType y_dtype() const { return spec_.dtype; }
   void run(const void* x, void* y, uint32_t core_mask) const;
 
  private:
   PoolArgs args_;
   PoolSpec spec_;
+  std::vector<int64_t> y_shape_;  // (n, c, oh, ow)
   std::string kernel_name_;
   std::unique_ptr<PoolPlan> plan_;
 };

@@ -462,9 +462,6 @@ def qlinear_matmul(
 # without scales. Both operands broadcast like numpy / ONNX (multidirectional). docs/arithmetic.md,
 # section 7, gives the formulas.
 
-_ELT_ACTIVATIONS = (None, "none", "relu", "relu6")
-
-
 def _quant_zp(name: str, value, dtype: str) -> int:
     if value is None:
         return 0
@@ -491,8 +488,6 @@ def _eltwise(op: str, a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scal
     dt = a.dtype.name
     if dt not in ("int8", "uint8", "float16"):
         raise TypeError(f"{op} needs int8 or uint8 (quantized) or float16 a and b; got {dt}")
-    if isinstance(activation, tuple) and activation and activation[0] == "leaky_relu":
-        raise ValueError(f"{op} takes activation None, 'relu', 'relu6' or ('clip', min, max); got {activation!r}")
     kind, lo, hi, _ = A.activation(activation)
     A.check_choice("rounding", rounding, _ROUNDINGS)
     quant_args = (a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point)
@@ -537,8 +532,9 @@ def add(
     None, 'relu', 'relu6', ('clip', lo, hi) (bounds quantized with y_scale, as the convolutions do).
 
     ``rounding='fixed_point'`` (NPU default): TFLite's integer Add -- inputs shifted left by 20, scaled by
-    Q31 multipliers, summed, one output multiplier (gemmlowp rounding). ``rounding='float'``: onnxruntime's
-    x86 QLinearAdd, ``(float(a-za)*sa + float(b-zb)*sb) / sy`` rounded half to even.
+    Q31 multipliers, summed, one output multiplier (gemmlowp rounding). ``rounding='float'``: what
+    onnxruntime's x86 QLinearAdd computes, bit for bit: ``a*(sa/sy) + b*(sb/sy)`` plus a precomputed
+    zero-point term with fused multiply-adds, rounded half to even (docs/arithmetic.md section 7.1).
 
     float16 a and b (no scales or zero points, e.g. ``add(a, b=b)``): the sum in float32, rounded once
     to float16 -- exactly IEEE binary16 addition. ``out`` may be ``a`` or ``b`` itself (in place).

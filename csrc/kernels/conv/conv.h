@@ -63,6 +63,16 @@ struct ConvData {
   OutputStage os;                   // when spec.requant
 };
 
+// Integer weight i (flat OIHW index) of output channel oc minus its zero point, whatever the weight
+// dtype (int4 weights are held one per int8).
+inline int64_t weight_minus_zp(const ConvSpec& s, const ConvData& d, int64_t oc, int64_t i) {
+  switch (s.w_dtype) {
+    case DType::kUInt8: return static_cast<const uint8_t*>(d.w)[i] - d.w_zp[oc];
+    case DType::kInt16: return static_cast<const int16_t*>(d.w)[i] - d.w_zp[oc];
+    default: return static_cast<const int8_t*>(d.w)[i] - d.w_zp[oc];
+  }
+}
+
 // A prepared convolution: weights packed, constants derived. run() is const, thread-safe and
 // allocation-free in the steady state (it only uses per-thread workspaces).
 class ConvPlan {

@@ -42,7 +42,7 @@ class DepthwisePlan final : public ConvPlan {
         if (mac == MacType::kF32) {
           w_.data<float>()[o] = fp16_to_fp32(static_cast<const uint16_t*>(d.w)[c * ntaps + t]);
         } else {
-          const int64_t v = static_cast<const int8_t*>(d.w)[c * ntaps + t] - d.w_zp[c];
+          const int64_t v = weight_minus_zp(spec, d, c, c * ntaps + t);
           w_.data<int32_t>()[o] = static_cast<int32_t>(static_cast<uint16_t>(static_cast<int16_t>(v)));
           wsum[c] += v;
         }

@@ -235,13 +235,8 @@ class DirectPlan final : public ConvPlan {
       for (size_t i = 0; i < w_packed_.size() / sizeof(float); ++i) f[i] = -0.0f;
     }
     wsum_.assign(static_cast<size_t>(g.oc), 0);
-    auto wval = [&](int64_t oc, int64_t ic, int64_t tap) -> int64_t {  // integer families, minus w_zp
-      const int64_t i = (oc * icg_ + ic) * ntaps + tap;
-      switch (spec_.w_dtype) {
-        case DType::kUInt8: return static_cast<const uint8_t*>(d.w)[i] - d.w_zp[oc];
-        case DType::kInt16: return static_cast<const int16_t*>(d.w)[i] - d.w_zp[oc];
-        default: return static_cast<const int8_t*>(d.w)[i] - d.w_zp[oc];
-      }
+    auto wval = [&](int64_t oc, int64_t ic, int64_t tap) {  // integer families, minus w_zp
+      return weight_minus_zp(spec_, d, oc, (oc * icg_ + ic) * ntaps + tap);
     };
     for (int64_t grp = 0; grp < g.group; ++grp) {
       for (int64_t og = 0; og < og_; ++og) {

@@ -10,28 +10,12 @@ namespace {
 
 // The SIMD form of RoundingDivideByPOT(SRDHM(acc * 2^left, m0), right) for int32 accumulators.
 void fill_fixed(FixedBlock& f, int lane, QuantizedMultiplier q) {
-  const int left = q.shift > 0 ? q.shift : 0;
-  const int right = q.shift > 0 ? 0 : -q.shift;
-  int64_t r = 0, k = 0, s = 0;
-  int32_t m0 = q.m0;
-  if (m0 == 0 || right >= 32) {  // every int32 accumulator rounds to 0 (see fixedpoint.h)
-    m0 = 0;
-  } else if (left > 0) {
-    r = int64_t{1} << (30 - left);
-    s = 31 - left;
-  } else if (right == 0) {
-    r = int64_t{1} << 30;
-    s = 31;
-  } else {
-    r = (int64_t{1} << 30) + (int64_t{1} << (30 + right));
-    k = int64_t{1} << 31;
-    s = 31 + right;
-  }
-  f.m0[lane] = m0;
-  if (lane % 2) f.m0_odd[lane - 1] = m0;
-  (lane % 2 ? f.r_o : f.r_e)[lane / 2] = r;
-  (lane % 2 ? f.k_o : f.k_e)[lane / 2] = k;
-  (lane % 2 ? f.s_o : f.s_e)[lane / 2] = s;
+  const ClosedFormMultiplier c = closed_form(q);  // the exact closed form of fixedpoint.h
+  f.m0[lane] = static_cast<int32_t>(c.m0);
+  if (lane % 2) f.m0_odd[lane - 1] = static_cast<int32_t>(c.m0);
+  (lane % 2 ? f.r_o : f.r_e)[lane / 2] = c.r;
+  (lane % 2 ? f.k_o : f.k_e)[lane / 2] = c.k;
+  (lane % 2 ? f.s_o : f.s_e)[lane / 2] = c.s;
 }
 
 // The int64-accumulator form (INT16 path) of the same requantization, for the AVX2 int64 stage.

@@ -240,13 +240,7 @@ class WinogradPlan final : public ConvPlan {
           if (is_int(kind_)) {
             int64_t gk[3][3], u[4][4];
             for (int i = 0; i < 9; ++i) {
-              int64_t w;
-              switch (spec_.w_dtype) {
-                case DType::kUInt8: w = static_cast<const uint8_t*>(d.w)[wi + i]; break;
-                case DType::kInt16: w = static_cast<const int16_t*>(d.w)[wi + i]; break;
-                default: w = static_cast<const int8_t*>(d.w)[wi + i]; break;
-              }
-              gk[i / 3][i % 3] = w - d.w_zp[oc];
+              gk[i / 3][i % 3] = weight_minus_zp(spec_, d, oc, wi + i);
               wsum_[oc] += gk[i / 3][i % 3];
             }
             transform_kernel_int(gk, u);

@@ -13,7 +13,6 @@ inline int64_t at(const T* p, int64_t i, int step) {
   return static_cast<int64_t>(p[i * step]);
 }
 
-inline int64_t clampi(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 template <class T>
 void add_fixed(const EltParams& p, const void* av, const void* bv, void* yv, int64_t n, int bcast) {
@@ -25,7 +24,7 @@ void add_fixed(const EltParams& p, const void* av, const void* bv, void* yv, int
   for (int64_t i = 0; i < n; ++i) {
     const int64_t sa = apply_closed_form((at(a, i, as) - p.za) * scale, p.ca);
     const int64_t sb = apply_closed_form((at(b, i, bs) - p.zb) * scale, p.cb);
-    y[i] = static_cast<T>(clampi(apply_closed_form(sa + sb, p.cy), p.lo, p.hi) + p.zy);
+    y[i] = static_cast<T>(clamp64(apply_closed_form(sa + sb, p.cy), p.lo, p.hi) + p.zy);
   }
 }
 
@@ -37,7 +36,7 @@ void mul_fixed(const EltParams& p, const void* av, const void* bv, void* yv, int
   const int as = bcast == 1 ? 0 : 1, bs = bcast == 2 ? 0 : 1;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t prod = (at(a, i, as) - p.za) * (at(b, i, bs) - p.zb);
-    y[i] = static_cast<T>(clampi(apply_closed_form(prod, p.cy), p.lo, p.hi) + p.zy);
+    y[i] = static_cast<T>(clamp64(apply_closed_form(prod, p.cy), p.lo, p.hi) + p.zy);
   }
 }
 
