@@ -168,3 +168,24 @@ def test_float_rounding_accepts_scales_beyond_the_fixed_point_range():
     x = np.full((1, 1, 4, 4), 5, np.int8)
     assert ops.avg_pool(x, 2, x_scale=1e4, x_zero_point=0, y_scale=1e-6, y_zero_point=0, rounding="float").shape == (
         1, 1, 3, 3)
+
+
+@pytest.mark.parametrize("tier", ["scalar", "avx2"])
+def test_environment_variable_forces_the_kernel_tier(tier):
+    """NPUEMU_ISA, read once at import, caps the tier for the whole process (a fresh interpreter)."""
+    import os
+    import subprocess
+    import sys
+
+    if tier not in ["scalar", "avx2", "avx512vnni"][: ["scalar", "avx2", "avx512vnni"].index(
+            npuemu.isa_info()["detected"]) + 1]:
+        pytest.skip(f"the CPU has no {tier}")
+    code = ("import numpy as np, npuemu; from npuemu import ops; "
+            "x = np.ones((1, 16, 8, 8), np.int8); w = np.ones((16, 16, 3, 3), np.int8); "
+            "op = ops.QLinearConv(x.shape, 'int8', 0.1, 0, w, 0.01, 0, 0.5, np.int8(0), pads=1); "
+            "print(npuemu.isa_info()['active'], op.kernel_name, int(op(x)[0, 0, 3, 3]))")
+    env = dict(os.environ, NPUEMU_ISA=tier)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    active, kernel, value = out.stdout.split()
+    assert active == tier and kernel.endswith("_" + tier)
+    assert int(value) == round(144 * 0.1 * 0.01 / 0.5)  # 16 channels x 9 taps of 1 * 1, requantized

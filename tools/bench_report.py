@@ -69,12 +69,21 @@ def main(path: str) -> None:
               f"{(id_['t'] / iw['t']) if (id_ and iw) else float('nan'):.2f}x | {v['int8']['kernel'] if 'int8' in v else '-'} |")
     print()
 
-    print("### Every dtype (minimum us; GMAC/s in parentheses)\n")
+    print("### Every dtype (minimum us; GMAC/s; % of the int8 dot-product peak, and for fp16 of the fp32 FMA peak)\n")
     variants = ["ort_fp32", "ort_int8", "int8", "int4", "int16", "fp16"]
     print("| net/layer | " + " | ".join(variants) + " |")
     print("|---|" + "---:|" * len(variants))
+
+    def cell(k, e):
+        text = f"{us(e['t'])} ({e['gmacs']:.0f}"
+        if not k.startswith("ort"):
+            text += f", {100 * e['gmacs'] / p8:.0f}%"
+            if k == "fp16":
+                text += f" / {100 * e['gmacs'] / pf:.0f}%"
+        return text + ")"
+
     for (net, layer), v in rows.items():
-        cells = [f"{us(v[k]['t'])} ({v[k]['gmacs']:.0f})" if k in v else "-" for k in variants]
+        cells = [cell(k, v[k]) if k in v else "-" for k in variants]
         print(f"| {net}/{layer} | " + " | ".join(cells) + " |")
 
 
