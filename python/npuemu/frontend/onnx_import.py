@@ -162,10 +162,6 @@ def _cut(g, inputs, outputs):
                              f"given inputs {inputs}")
         else:  # pragma: no cover - a graph input always stops the walk
             raise ModelError(f"tensor {v!r} has no producer")
-    used_inputs = [i for i in inputs if i in seen] if explicit else inputs
-    if explicit and len(used_inputs) != len(inputs):
-        unused = [i for i in inputs if i not in seen]
-        raise ModelError(f"inputs {unused} do not lead to the outputs {outputs}")
     return [g.node[i] for i in sorted(need)], list(inputs), outputs
 
 
@@ -205,8 +201,8 @@ def _fix_input_shapes(names, declared, sizes):
                 given = [int(d) for d in given]
             except TypeError:
                 raise ShapeError(f"input_size_list[{i}] for input {name!r} must be a list of ints, got {given!r}") from None
-            if any(d <= 0 for d in given):
-                raise ShapeError(f"input_size_list[{i}] = {given} for input {name!r} has non-positive dimensions")
+            if any(d < 0 for d in given):
+                raise ShapeError(f"input_size_list[{i}] = {given} for input {name!r} has negative dimensions")
             if dims is not None:
                 if len(dims) != len(given):
                     raise ShapeError(f"input {name!r} has rank {len(dims)} ({_fmt(dims)}), input_size_list gives "
@@ -217,10 +213,33 @@ def _fix_input_shapes(names, declared, sizes):
                                          f"gives {given}")
             out[name] = tuple(given)
         else:
-            if dims is None or any(not isinstance(d, int) or d <= 0 for d in dims):
+            if dims is None or any(not isinstance(d, int) for d in dims):
                 raise ShapeError(f"input {name!r} has a dynamic shape {_fmt(dims)}: give its size in "
                                  f"input_size_list")
             out[name] = tuple(dims)
+    return out
+
+
+def _frozen_inputs(names, declared, vi_source, values) -> "dict[str, np.ndarray]":
+    """input_initial_val: input name -> constant value (cast to the input's element type)."""
+    if values is None:
+        return {}
+    values = list(values)
+    if len(values) != len(names):
+        raise ModelError(f"input_initial_val has {len(values)} entries for {len(names)} inputs {names}")
+    out = {}
+    for name, v in zip(names, values):
+        if v is None:
+            continue
+        a = np.asarray(v)
+        vi = vi_source.get(name)
+        et = _elem_type(vi)
+        if et:
+            a = a.astype(_np_dtype(et))
+        dims = declared.get(name)
+        if dims is not None and (len(dims) != a.ndim or any(isinstance(d, int) and d != s for d, s in zip(dims, a.shape))):
+            raise ShapeError(f"input_initial_val for {name!r} has shape {a.shape}; the input is {_fmt(dims)}")
+        out[name] = a
     return out
 
 
@@ -302,7 +321,8 @@ def _constant_value(node, desc: str) -> np.ndarray:
 # entry point
 
 
-def import_onnx(model, inputs=None, input_size_list=None, outputs=None, *, fold_constants: bool = True) -> Graph:
+def import_onnx(model, inputs=None, input_size_list=None, outputs=None, *, input_initial_val=None,
+                fold_constants: bool = True) -> Graph:
     """Imports an ONNX model into npuemu's IR.
 
     Args:
@@ -312,6 +332,10 @@ def import_onnx(model, inputs=None, input_size_list=None, outputs=None, *, fold_
         input_size_list: one shape per input (in the order of ``inputs``) fixing dynamic dimensions; a
             static dimension must agree with it.
         outputs: names of the tensors to return (default: the model's outputs); the graph is cut there.
+        input_initial_val: as RKNN's load_onnx: one entry per input (order of ``inputs``), None or an array;
+            an input given an array becomes a constant with that value (for inputs that carry shapes,
+            axes or sizes, which must be known when shapes are static). Its ``input_size_list`` entry is
+            ignored.
         fold_constants: fold every node whose inputs are all constant (and Shape/Size of static tensors).
             Without it only what shape resolution needs is folded.
 
@@ -346,6 +370,15 @@ def import_onnx(model, inputs=None, input_size_list=None, outputs=None, *, fold_
 
     nodes, in_names, out_names = _cut(g, inputs, outputs)
     declared = {n: (_dims(vi_source[n].type) if n in vi_source else None) for n in in_names}
+    frozen = _frozen_inputs(in_names, declared, vi_source, input_initial_val)
+    if frozen:
+        keep = [i for i, n in enumerate(in_names) if n not in frozen]
+        if input_size_list is not None:
+            if len(input_size_list) != len(in_names):
+                raise ShapeError(f"input_size_list has {len(input_size_list)} shapes for {len(in_names)} inputs "
+                                 f"{in_names}")
+            input_size_list = [input_size_list[i] for i in keep]
+        in_names = [in_names[i] for i in keep]
     in_shapes = _fix_input_shapes(in_names, declared, input_size_list)
 
     # op support, before any conversion work
@@ -370,7 +403,8 @@ def import_onnx(model, inputs=None, input_size_list=None, outputs=None, *, fold_
         g.name or "graph",
         [onnx.helper.make_tensor_value_info(n, in_types[n], list(in_shapes[n])) for n in in_names],
         [onnx.helper.make_tensor_value_info(n, _elem_type(vi_source.get(n)), None) for n in out_names],
-        [inits[i] for i in inits if i in needed and i not in in_shapes],
+        [inits[i] for i in inits if i in needed and i not in in_shapes and i not in frozen]
+        + [onnx.numpy_helper.from_array(v, k) for k, v in frozen.items()],
     )
     sub_model = onnx.helper.make_model(sub, opset_imports=list(m.opset_import), ir_version=max(m.ir_version, 4))
     try:
@@ -386,8 +420,10 @@ def import_onnx(model, inputs=None, input_size_list=None, outputs=None, *, fold_
     for n in in_names:
         values[n] = Value(n, in_shapes[n], _np_dtype(in_types[n]))
     for name, t in inits.items():
-        if name in needed and name not in values:
+        if name in needed and name not in values and name not in frozen:
             values[name] = Value(name, None, np.float32, _tensor(t))
+    for name, arr in frozen.items():
+        values[name] = Value(name, None, arr.dtype, arr)
 
     ir_nodes = []
     for node, name in zip(nodes, node_names):
@@ -415,10 +451,33 @@ def import_onnx(model, inputs=None, input_size_list=None, outputs=None, *, fold_
         ir_nodes.append(ir)
 
     graph = Graph(ir_nodes, in_names, out_names, values, opsets[""], g.name or "graph")
+    _check_dtypes(graph)
     graph = _resolve(graph, fold_constants)
     graph = eliminate_dead_nodes(graph)
+    _check_dtypes(graph)
     graph.validate()
     return graph
+
+
+def _supported_dtypes() -> "set[np.dtype]":
+    from onnx import helper
+
+    out = {np.dtype(t) for t in (np.bool_, np.float16, np.float32, np.float64, np.int8, np.int16, np.int32,
+                                 np.int64, np.uint8, np.uint16, np.uint32, np.uint64)}
+    try:
+        out.add(np.dtype(helper.tensor_dtype_to_np_dtype(16)))  # bfloat16
+    except Exception:  # pragma: no cover
+        pass
+    return out
+
+
+def _check_dtypes(graph: Graph) -> None:
+    """float8 / float4 / float6 / int4 / int2 / string / complex tensors are refused by name."""
+    ok = _supported_dtypes() | {_UNKNOWN}
+    for name, v in graph.values.items():
+        if v.dtype not in ok:
+            raise ModelError(f"tensor {name!r} has element type {v.dtype}, which npuemu does not support "
+                             "(bool, 8-64-bit integers, float16, bfloat16, float32, float64)")
 
 
 def _elem_type(vi) -> int:

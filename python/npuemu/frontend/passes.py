@@ -52,7 +52,7 @@ _QDQ = {"QuantizeLinear", "DequantizeLinear"}
 # input positions whose values (not only shapes) determine the output shape
 _SHAPE_INPUTS = {
     "Reshape": {1}, "Expand": {1}, "Tile": {1}, "ConstantOfShape": {0}, "Range": {0, 1, 2}, "Slice": {1, 2, 3, 4},
-    "Pad": {1, 3}, "Resize": {1, 2, 3}, "Upsample": {1}, "Squeeze": {1}, "Unsqueeze": {1}, "Split": {1},
+    "Pad": {1, 3}, "Resize": {2, 3}, "Upsample": {1}, "Squeeze": {1}, "Unsqueeze": {1}, "Split": {1},
     "TopK": {1}, "OneHot": {1}, "ReduceSum": {1}, "ReduceMean": {1}, "ReduceMax": {1}, "ReduceMin": {1},
     "ReduceProd": {1}, "ReduceL1": {1}, "ReduceL2": {1}, "ReduceLogSum": {1}, "ReduceLogSumExp": {1},
     "ReduceSumSquare": {1}, "CumSum": set(), "NonZero": {0}, "Compress": {1},

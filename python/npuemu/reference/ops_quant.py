@@ -35,7 +35,7 @@ def _expand_param(p: np.ndarray, x_shape, axis: int, block_size: int, what: str)
     return p.reshape([-1 if i == axis else 1 for i in range(r)])
 
 
-@register("QuantizeLinear", (10, 25))
+@register("QuantizeLinear", (10, 28))
 def _quantize(node, ins):
     x, scale = np.asarray(ins[0], np.float32), np.asarray(ins[1], np.float32)
     zp = ins[2] if len(ins) > 2 else None
@@ -59,7 +59,7 @@ def _quantize(node, ins):
     return [np.clip(q, info.min, info.max).astype(qt)]
 
 
-@register("DequantizeLinear", (10, 25))
+@register("DequantizeLinear", (10, 28))
 def _dequantize(node, ins):
     x, scale = ins[0], np.asarray(ins[1], np.float32)
     zp = ins[2] if len(ins) > 2 else None

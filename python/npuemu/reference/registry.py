@@ -15,8 +15,9 @@ import functools
 from dataclasses import dataclass
 from typing import Callable
 
-# Models below this default-domain opset are refused (their ops used legacy broadcast attributes).
-MIN_OPSET = 7
+# Lowest model opset considered; what a model may use is decided op by op from the schema versions each
+# implementation declares (e.g. Add before opset 7 had legacy broadcast attributes and is refused).
+MIN_OPSET = 1
 
 
 @dataclass(frozen=True)
