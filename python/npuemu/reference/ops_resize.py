@@ -7,6 +7,10 @@ cubic, antialiasing, exclude_outside and tf_crop_and_resize's extrapolation with
 Taps follow the ONNX definition: for a source coordinate x the window starts at ``x0 = ceil(x) - 1``
 (so the fraction ``r = x - x0`` lies in (0, 1]), indices outside the input are clamped (edge padding), and
 with ``exclude_outside`` their weights are zeroed and the rest renormalised.
+
+Where a scale makes the output length fractional (``scale * length`` not an integer), align_corners,
+pytorch_half_pixel and tf_crop_and_resize use that fractional length, as the ONNX reference implementation
+and the ONNX node test cases do (onnxruntime uses the integer length there and fails those cases).
 """
 
 from __future__ import annotations

@@ -367,7 +367,7 @@ register("ArgMax", (11, 13))(lambda node, ins: _arg(node, ins, True))
 register("ArgMin", (11, 13))(lambda node, ins: _arg(node, ins, False))
 
 
-@register("TopK", (10, 24))
+@register("TopK", (1, 24))
 def _topk(node, ins):
     x = ins[0]
     k = int(np.asarray(ins[1]).reshape(-1)[0])
