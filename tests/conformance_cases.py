@@ -225,7 +225,11 @@ def table_markdown() -> str:
         "claims, imported with `npuemu.frontend.import_onnx` and run with `npuemu.reference.run_graph`; "
         f"float outputs compared after float32 with rtol {RTOL:g}, atol {ATOL:g}, integer outputs exactly. "
         "*Expanded* cases are the op's function body spelled out in primitive ops (run when every op they "
-        "use is claimed). *Opsets*: the model opsets the frontend imports the op for.",
+        "use is claimed). *Opsets*: the model opsets the frontend imports the op for. Shapes are static in "
+        "npuemu: a case input that feeds a shape-setting position (Reshape's shape, Slice's starts/ends/axes/"
+        "steps, axes of Squeeze/Unsqueeze/Reduce*, Split sizes, Resize scales/sizes, Pad pads, TopK's k, Tile "
+        "repeats, Expand / ConstantOfShape shapes, Range bounds) is passed as a constant through "
+        "`input_initial_val`, as an RKNN user would; every other input is fed at run time.",
         "",
         f"- ops claimed: {len(ops)}",
         f"- own cases: {own_p} passed / {own_t} ({own_x} xfail with a reason below)",

@@ -295,3 +295,12 @@ def test_node_names_made_unique(rng):
     g = import_onnx(model)
     names = [x.name for x in g.nodes]
     assert len(set(names)) == 3
+
+
+def test_output_that_is_an_initializer_or_a_graph_input(rng):
+    model = make_model([n("Relu", ["x"], ["y"])], {"x": ([2, 3], F32)}, ["y"], {"w": np.ones(3, F32)})
+    g = import_onnx(model, outputs=["y", "w", "x"])
+    x = rng.standard_normal((2, 3)).astype(F32)
+    out = run_graph(g, {"x": x})
+    np.testing.assert_array_equal(out["w"], np.ones(3, F32))
+    np.testing.assert_array_equal(out["x"], x)

@@ -397,7 +397,7 @@ def import_onnx(model, inputs=None, input_size_list=None, outputs=None, *, input
 
     # a standalone model of the cut graph, with the fixed input shapes, for onnx's shape inference
     inits = {t.name: t for t in g.initializer}
-    needed = {i for nd in nodes for i in nd.input}
+    needed = {i for nd in nodes for i in nd.input} | set(out_names)
     sub = onnx.helper.make_graph(
         nodes,
         g.name or "graph",

@@ -174,6 +174,7 @@ def eliminate_dead_nodes(graph: Graph) -> Graph:
 def remove_identities(graph: Graph) -> Graph:
     g = graph.copy()
     producers = g.producers()
+    cons = _consumers(g)
     dead = set()
     for n in g.nodes:
         if n.op_type not in ("Identity", "Dropout") or n.domain:
@@ -181,10 +182,10 @@ def remove_identities(graph: Graph) -> Graph:
         if n.op_type == "Dropout":
             training = n.input(2)
             if training and not (g.is_const(training) and not bool(np.asarray(g.const(training)).reshape(-1)[0])):
-                continue
-            if len(n.outputs) > 1 and n.outputs[1] and any(n.outputs[1] in m.refs for m in g.nodes) or (
-                    len(n.outputs) > 1 and n.outputs[1] in g.outputs):
-                continue
+                continue  # training mode possible: not an identity
+            mask = n.outputs[1] if len(n.outputs) > 1 else ""
+            if mask and (mask in g.outputs or cons.get(mask)):
+                continue  # the mask is used
         x, y = n.inputs[0], n.outputs[0]
         if y in g.outputs:
             # keep the graph output's name: rename the producer's output instead, if that is legal
