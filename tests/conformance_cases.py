@@ -20,8 +20,10 @@ import numpy as np
 
 RTOL, ATOL = 1e-3, 1e-7
 
-_NARROW = ("float8 / float6 / float4 / int4 / int2 element types: the importer refuses them (no numpy type; "
-           "the NPU flow has no use for them)")
+_NARROW = (
+    "float8 / float6 / float4 / int4 / int2 element types: the importer refuses them (no numpy type; "
+    "the NPU flow has no use for them)"
+)
 _STRING = "string tensors: the importer refuses them"
 _TRAINING_DROPOUT = "training-mode Dropout draws a random mask; the inference executor refuses training mode"
 _NOT_TENSOR = "sequence / optional values are not tensors; the importer handles tensors only"
@@ -168,8 +170,10 @@ def compare(y: np.ndarray, e: np.ndarray) -> str:
             ok = np.isclose(y32, e32, rtol=RTOL, atol=ATOL, equal_nan=True)
         if not ok.all():
             bad = np.argwhere(~ok)[0]
-            return (f"{int((~ok).sum())} of {ok.size} values differ; first at {tuple(bad)}: "
-                    f"got {y32[tuple(bad)]!r}, expected {e32[tuple(bad)]!r}")
+            return (
+                f"{int((~ok).sum())} of {ok.size} values differ; first at {tuple(bad)}: "
+                f"got {y32[tuple(bad)]!r}, expected {e32[tuple(bad)]!r}"
+            )
         return ""
     if y.dtype != e.dtype:
         return f"dtype {y.dtype} != expected {e.dtype}"

@@ -10,11 +10,15 @@ from onnx import TensorProto, helper, numpy_helper
 def make_model(nodes, inputs: dict, outputs, inits: "dict | None" = None, opset: int = 17, value_info=None):
     """``inputs``: name -> (shape, numpy dtype) (a shape may hold strings for dynamic dims);
     ``outputs``: names (element type and shape left to inference) or name -> numpy dtype."""
-    g_inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(dt)), shape)
-                for n, (shape, dt) in inputs.items()]
+    g_inputs = [
+        helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(dt)), shape)
+        for n, (shape, dt) in inputs.items()
+    ]
     if isinstance(outputs, dict):
-        g_outputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(dt)), None)
-                     for n, dt in outputs.items()]
+        g_outputs = [
+            helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(dt)), None)
+            for n, dt in outputs.items()
+        ]
     else:
         g_outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs]
     g_inits = [numpy_helper.from_array(np.asarray(v), n) for n, v in (inits or {}).items()]

@@ -47,6 +47,7 @@ def test_conformance_table_is_current():
         committed = f.read()
     m = re.search(r"^onnx (\S+):", committed, re.M)
     if m is None or m.group(1) != onnx.__version__:
-        pytest.skip(f"docs/conformance.md was generated with onnx {m.group(1) if m else '?'}, "
-                    f"this is onnx {onnx.__version__}")
+        pytest.skip(
+            f"docs/conformance.md was generated with onnx {m.group(1) if m else '?'}, this is onnx {onnx.__version__}"
+        )
     assert committed == cc.table_markdown(), "docs/conformance.md is stale: run tools/gen_conformance.py"

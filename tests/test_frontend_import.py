@@ -41,8 +41,14 @@ def _vs_ort(model, g, rng, feeds=None, rtol=1e-5, atol=1e-6):
 
 def test_constant_nodes_and_initializers_become_constants(rng):
     nodes = [
-        n("Constant", [], ["w"], value=helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 1, 1],
-                                                           rng.standard_normal(12).astype(F32).tolist())),
+        n(
+            "Constant",
+            [],
+            ["w"],
+            value=helper.make_tensor(
+                "w", TensorProto.FLOAT, [4, 3, 1, 1], rng.standard_normal(12).astype(F32).tolist()
+            ),
+        ),
         n("Constant", [], ["k"], value_float=0.5),
         n("Constant", [], ["sh"], value_ints=[1, -1]),
         n("Conv", ["x", "w", "b"], ["c"]),
@@ -76,8 +82,12 @@ def test_model_from_path_bytes_and_proto(tmp_path, rng):
 
 def test_dynamic_dims_fixed_by_input_size_list(rng):
     w = conv_weights(rng, 4, 3)
-    model = make_model([n("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), n("Flatten", ["c"], ["y"])],
-                       {"x": (["N", 3, "H", "W"], F32)}, ["y"], {"w": w})
+    model = make_model(
+        [n("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), n("Flatten", ["c"], ["y"])],
+        {"x": (["N", 3, "H", "W"], F32)},
+        ["y"],
+        {"w": w},
+    )
     g = import_onnx(model, input_size_list=[[2, 3, 8, 6]])
     assert g.values["x"].shape == (2, 3, 8, 6) and g.values["y"].shape == (2, 4 * 8 * 6)
     _static(g)
@@ -95,11 +105,22 @@ def test_dynamic_dims_fixed_by_input_size_list(rng):
 def test_shape_inference_fallback_for_float_shape_arithmetic(rng):
     """onnx's shape inference cannot follow Shape -> Cast(float) -> Mul -> Cast(int64) into Reshape; the
     importer folds the chain and runs the op for the shape."""
-    nodes = [n("Shape", ["x"], ["s"]), n("Cast", ["s"], ["sf"], to=TensorProto.FLOAT), n("Mul", ["sf", "half"], ["h"]),
-             n("Cast", ["h"], ["hi"], to=TensorProto.INT64), n("Slice", ["hi", "st", "en"], ["two"]),
-             n("Concat", ["two", "m1"], ["shape"], axis=0), n("Reshape", ["x", "shape"], ["r"]), n("Relu", ["r"], ["y"])]
-    inits = {"half": np.array([1.0, 1.0, 0.5, 1.0], F32), "st": np.array([0], np.int64), "en": np.array([3], np.int64),
-             "m1": np.array([-1], np.int64)}
+    nodes = [
+        n("Shape", ["x"], ["s"]),
+        n("Cast", ["s"], ["sf"], to=TensorProto.FLOAT),
+        n("Mul", ["sf", "half"], ["h"]),
+        n("Cast", ["h"], ["hi"], to=TensorProto.INT64),
+        n("Slice", ["hi", "st", "en"], ["two"]),
+        n("Concat", ["two", "m1"], ["shape"], axis=0),
+        n("Reshape", ["x", "shape"], ["r"]),
+        n("Relu", ["r"], ["y"]),
+    ]
+    inits = {
+        "half": np.array([1.0, 1.0, 0.5, 1.0], F32),
+        "st": np.array([0], np.int64),
+        "en": np.array([3], np.int64),
+        "m1": np.array([-1], np.int64),
+    }
     model = make_model(nodes, {"x": ([2, 3, 4, 5], F32)}, ["y"], inits)
     inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     r_info = [v for v in inferred.graph.value_info if v.name == "r"]
@@ -127,9 +148,12 @@ def test_runtime_shape_input_refused_then_frozen(rng):
 
 
 def _chain_model(rng):
-    nodes = [n("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), n("Relu", ["c"], ["r"]), n("MaxPool", ["r"], ["p"],
-                                                                                       kernel_shape=[2, 2], strides=[2, 2]),
-             n("Softmax", ["p"], ["y"], axis=1)]
+    nodes = [
+        n("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        n("Relu", ["c"], ["r"]),
+        n("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        n("Softmax", ["p"], ["y"], axis=1),
+    ]
     return make_model(nodes, {"x": ([1, 3, 8, 8], F32)}, ["y"], {"w": conv_weights(rng, 4, 3)})
 
 
@@ -179,8 +203,11 @@ def test_opset_out_of_range_and_missing_default_domain():
 def test_old_op_version_refused_with_its_version():
     # Add-6 (opset 6) still had the legacy broadcast attribute
     model = make_model([n("Add", ["x", "x"], ["y"])], {"x": ([2], F32)}, ["y"], opset=6)
-    with pytest.raises(UnsupportedOpError, match=r"Add .*version 6 \(model opset 6\) is not supported; "
-                                                 r"supported model opsets: 7\.\.\d+"):
+    with pytest.raises(
+        UnsupportedOpError,
+        match=r"Add .*version 6 \(model opset 6\) is not supported; "
+        r"supported model opsets: 7\.\.\d+",
+    ):
         import_onnx(model)
 
 
@@ -211,8 +238,9 @@ def test_cut_excludes_unsupported_tail(rng):
 
 def test_subgraph_ops_refused():
     then_g = helper.make_graph([n("Identity", ["x"], ["t"])], "t", [], [helper.make_tensor_value_info("t", 1, [2])])
-    model = make_model([n("If", ["c"], ["y"], then_branch=then_g, else_branch=then_g)],
-                       {"c": ([], np.bool_), "x": ([2], F32)}, ["y"])
+    model = make_model(
+        [n("If", ["c"], ["y"], then_branch=then_g, else_branch=then_g)], {"c": ([], np.bool_), "x": ([2], F32)}, ["y"]
+    )
     with pytest.raises(UnsupportedOpError, match="subgraphs"):
         import_onnx(model)
 
@@ -229,14 +257,72 @@ def test_supported_ops_cover_the_contract_opsets():
     of the contract (11..21) from the opset that introduced them."""
     ops = supported_ops()
     introduced = {"LayerNormalization": 17, "Gelu": 20, "HardSwish": 14, "Mish": 18}
-    section5 = ["Conv", "ConvTranspose", "Add", "Sub", "Mul", "Div", "Max", "Min", "MaxPool", "AveragePool",
-                "GlobalAveragePool", "GlobalMaxPool", "Gemm", "MatMul", "Concat", "Split", "Slice", "Reshape",
-                "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Resize", "Pad", "Softmax", "ReduceMean",
-                "ReduceMax", "ReduceMin", "ReduceSum", "LayerNormalization", "InstanceNormalization",
-                "BatchNormalization", "LRN", "DepthToSpace", "SpaceToDepth", "Gelu", "Erf", "Sigmoid", "HardSwish",
-                "Elu", "Softplus", "Exp", "Log", "Sqrt", "Pow", "QuantizeLinear", "DequantizeLinear", "Relu", "Clip",
-                "LeakyRelu", "PRelu", "Tanh", "HardSigmoid", "Mish", "Shape", "Gather", "Range", "Expand",
-                "ConstantOfShape", "Cast", "Equal", "Where", "Identity", "Dropout"]
+    section5 = [
+        "Conv",
+        "ConvTranspose",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Max",
+        "Min",
+        "MaxPool",
+        "AveragePool",
+        "GlobalAveragePool",
+        "GlobalMaxPool",
+        "Gemm",
+        "MatMul",
+        "Concat",
+        "Split",
+        "Slice",
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Transpose",
+        "Resize",
+        "Pad",
+        "Softmax",
+        "ReduceMean",
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceSum",
+        "LayerNormalization",
+        "InstanceNormalization",
+        "BatchNormalization",
+        "LRN",
+        "DepthToSpace",
+        "SpaceToDepth",
+        "Gelu",
+        "Erf",
+        "Sigmoid",
+        "HardSwish",
+        "Elu",
+        "Softplus",
+        "Exp",
+        "Log",
+        "Sqrt",
+        "Pow",
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "Relu",
+        "Clip",
+        "LeakyRelu",
+        "PRelu",
+        "Tanh",
+        "HardSigmoid",
+        "Mish",
+        "Shape",
+        "Gather",
+        "Range",
+        "Expand",
+        "ConstantOfShape",
+        "Cast",
+        "Equal",
+        "Where",
+        "Identity",
+        "Dropout",
+    ]
     for op in section5:
         lo, hi = ops[op]
         assert lo <= max(CONTRACT_OPSETS[0], introduced.get(op, 0)) and hi >= CONTRACT_OPSETS[1], (op, lo, hi)
@@ -252,10 +338,26 @@ def _legacy_cases():
         ("softmax11_axis1", [n("Softmax", ["x"], ["y"], axis=1)], x4, {}, 11, None),
         ("logsoftmax11_axis2", [n("LogSoftmax", ["x"], ["y"], axis=2)], x4, {}, 11, None),
         ("softmax11_last", [n("Softmax", ["x"], ["y"], axis=-1)], x4, {}, 11, None),
-        ("squeeze11", [n("Unsqueeze", ["x"], ["u"], axes=[0, 3]), n("Squeeze", ["u"], ["y"], axes=[0])], x4, {}, 11,
-         None),
-        ("split11", [n("Split", ["x"], ["a", "b"], axis=3, split=[2, 3]), n("Sub", ["b", "c"], ["y"]),
-                     n("Identity", ["a"], ["z"])], x4, {"c": np.ones((1, 1, 1, 3), F32)}, 11, ["y", "z"]),
+        (
+            "squeeze11",
+            [n("Unsqueeze", ["x"], ["u"], axes=[0, 3]), n("Squeeze", ["u"], ["y"], axes=[0])],
+            x4,
+            {},
+            11,
+            None,
+        ),
+        (
+            "split11",
+            [
+                n("Split", ["x"], ["a", "b"], axis=3, split=[2, 3]),
+                n("Sub", ["b", "c"], ["y"]),
+                n("Identity", ["a"], ["z"]),
+            ],
+            x4,
+            {"c": np.ones((1, 1, 1, 3), F32)},
+            11,
+            ["y", "z"],
+        ),
         ("reducemean11", [n("ReduceMean", ["x"], ["y"], axes=[1, 3], keepdims=0)], x4, {}, 11, None),
         ("reducesum11", [n("ReduceSum", ["x"], ["y"], axes=[-1])], x4, {}, 11, None),
         ("reducemax13", [n("ReduceMax", ["x"], ["y"], axes=[2], keepdims=1)], x4, {}, 13, None),
@@ -264,18 +366,55 @@ def _legacy_cases():
         ("pad10_reflect", [n("Pad", ["x"], ["y"], pads=[0, 0, 1, 2, 0, 0, 2, 1], mode="reflect")], x4, {}, 10, None),
         ("slice9", [n("Slice", ["x"], ["y"], starts=[1, -3], ends=[100, -1], axes=[2, 3])], x4, {}, 9, None),
         ("topk9", [n("TopK", ["x"], ["y", "i"], k=2, axis=-1)], x4, {}, 9, None),
-        ("upsample9_nearest", [n("Upsample", ["x", "s"], ["y"], mode="nearest")], x4,
-         {"s": np.array([1, 1, 2, 3], F32)}, 9, None),
-        ("upsample7_linear", [n("Upsample", ["x"], ["y"], mode="linear", scales=[1.0, 1.0, 2.0, 2.0])], x4, {}, 7, None),
-        ("resize10_nearest_up", [n("Resize", ["x", "s"], ["y"], mode="nearest")], x4,
-         {"s": np.array([1, 1, 1.5, 2.5], F32)}, 10, None),
-        ("resize10_nearest_down", [n("Resize", ["x", "s"], ["y"], mode="nearest")], x4,
-         {"s": np.array([1, 1, 0.5, 0.6], F32)}, 10, None),
-        ("resize10_linear", [n("Resize", ["x", "s"], ["y"], mode="linear")], x4,
-         {"s": np.array([1, 1, 2, 1.5], F32)}, 10, None),
+        (
+            "upsample9_nearest",
+            [n("Upsample", ["x", "s"], ["y"], mode="nearest")],
+            x4,
+            {"s": np.array([1, 1, 2, 3], F32)},
+            9,
+            None,
+        ),
+        (
+            "upsample7_linear",
+            [n("Upsample", ["x"], ["y"], mode="linear", scales=[1.0, 1.0, 2.0, 2.0])],
+            x4,
+            {},
+            7,
+            None,
+        ),
+        (
+            "resize10_nearest_up",
+            [n("Resize", ["x", "s"], ["y"], mode="nearest")],
+            x4,
+            {"s": np.array([1, 1, 1.5, 2.5], F32)},
+            10,
+            None,
+        ),
+        (
+            "resize10_nearest_down",
+            [n("Resize", ["x", "s"], ["y"], mode="nearest")],
+            x4,
+            {"s": np.array([1, 1, 0.5, 0.6], F32)},
+            10,
+            None,
+        ),
+        (
+            "resize10_linear",
+            [n("Resize", ["x", "s"], ["y"], mode="linear")],
+            x4,
+            {"s": np.array([1, 1, 2, 1.5], F32)},
+            10,
+            None,
+        ),
         ("dropout10", [n("Dropout", ["x"], ["y"], ratio=0.3)], x4, {}, 10, None),
-        ("bn9", [n("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])], x4,
-         {"s": np.array([1, 2, 3], F32), "b": np.zeros(3, F32), "m": np.ones(3, F32), "v": np.full(3, 4, F32)}, 9, None),
+        (
+            "bn9",
+            [n("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])],
+            x4,
+            {"s": np.array([1, 2, 3], F32), "b": np.zeros(3, F32), "m": np.ones(3, F32), "v": np.full(3, 4, F32)},
+            9,
+            None,
+        ),
     ]
 
 
@@ -290,8 +429,11 @@ def test_legacy_op_versions_match_onnxruntime(rng, name, nodes, inputs, inits, o
 
 
 def test_node_names_made_unique(rng):
-    model = make_model([n("Relu", ["x"], ["a"]), n("Relu", ["a"], ["b"]), n("Neg", ["b"], ["y"], name="Relu_0")],
-                       {"x": ([2], F32)}, ["y"])
+    model = make_model(
+        [n("Relu", ["x"], ["a"]), n("Relu", ["a"], ["b"]), n("Neg", ["b"], ["y"], name="Relu_0")],
+        {"x": ([2], F32)},
+        ["y"],
+    )
     g = import_onnx(model)
     names = [x.name for x in g.nodes]
     assert len(set(names)) == 3

@@ -54,8 +54,11 @@ def _randomised(model: onnx.ModelProto, rng, max_params: int = 30_000_000) -> "t
     ``max_params`` (the VGG / AlexNet fully connected layers) are cut at the input of their first Gemm
     instead, to keep the test fast."""
     g = model.graph
-    shapes = {t.name: tuple(int(d) for d in numpy_helper.to_array(t)) for t in g.initializer
-              if t.data_type == onnx.TensorProto.INT64 and len(t.dims) == 1}
+    shapes = {
+        t.name: tuple(int(d) for d in numpy_helper.to_array(t))
+        for t in g.initializer
+        if t.data_type == onnx.TensorProto.INT64 and len(t.dims) == 1
+    }
     produced = {o: n for n in g.node for o in n.output}
     softmax = [n.input[0] for n in g.node if n.op_type == "Softmax"]
     cut = softmax[-1] if softmax else g.output[0].name
@@ -136,40 +139,71 @@ def _yolo_like(rng, opset):
     grid = np.stack([gx, gy], -1).reshape(1, 1, 8, 8, 2).astype(f32)
     anchors = rng.uniform(10, 40, (1, 3, 1, 1, 2)).astype(f32)
     inits = {
-        "w0": w(16, 3, 3), "b0": rng.standard_normal(16).astype(f32), "w1": w(16, 16, 3), "w2": w(27, 32, 1),
-        "b2": rng.standard_normal(27).astype(f32), "wd": w(64, 32, 1), "dfl": np.arange(16, dtype=f32).reshape(1, 16, 1, 1),
-        "shape5": np.array([1, 3, 9, 8, 8], np.int64), "split": np.array([2, 2, 5], np.int64),
-        "two": np.array(2.0, f32), "half": np.array(0.5, f32), "grid": grid, "stride": np.array(8.0, f32),
-        "anchors": anchors, "out_shape": np.array([1, -1, 9], np.int64), "scales": np.array([1, 1, 2, 2], f32),
+        "w0": w(16, 3, 3),
+        "b0": rng.standard_normal(16).astype(f32),
+        "w1": w(16, 16, 3),
+        "w2": w(27, 32, 1),
+        "b2": rng.standard_normal(27).astype(f32),
+        "wd": w(64, 32, 1),
+        "dfl": np.arange(16, dtype=f32).reshape(1, 16, 1, 1),
+        "shape5": np.array([1, 3, 9, 8, 8], np.int64),
+        "split": np.array([2, 2, 5], np.int64),
+        "two": np.array(2.0, f32),
+        "half": np.array(0.5, f32),
+        "grid": grid,
+        "stride": np.array(8.0, f32),
+        "anchors": anchors,
+        "out_shape": np.array([1, -1, 9], np.int64),
+        "scales": np.array([1, 1, 2, 2], f32),
         "roi": np.zeros(0, f32),
-        "dshape": np.array([1, 4, 16, 64], np.int64), "dshape2": np.array([4, 16, 64, 1], np.int64),
+        "dshape": np.array([1, 4, 16, 64], np.int64),
+        "dshape2": np.array([4, 16, 64, 1], np.int64),
         "pool_axes": np.array([2, 3], np.int64),
     }
     if opset < 13:
         inits.pop("split")
-    split_node = (n("Split", ["sig", "split"], ["xy", "wh", "conf"], axis=-1) if opset >= 13
-                  else n("Split", ["sig"], ["xy", "wh", "conf"], axis=-1, split=[2, 2, 5]))
+    split_node = (
+        n("Split", ["sig", "split"], ["xy", "wh", "conf"], axis=-1)
+        if opset >= 13
+        else n("Split", ["sig"], ["xy", "wh", "conf"], axis=-1, split=[2, 2, 5])
+    )
     nodes = [
         n("Conv", ["x", "w0", "b0"], ["c0"], pads=[1, 1, 1, 1], strides=[2, 2]),
-        n("Sigmoid", ["c0"], ["s0"]), n("Mul", ["c0", "s0"], ["a0"]),                      # SiLU
-        n("MaxPool", ["a0"], ["p0"], kernel_shape=[2, 2], strides=[2, 2]),                # 8x8
-        n("Conv", ["p0", "w1"], ["c1"], pads=[1, 1, 1, 1]), n("Relu", ["c1"], ["a1"]),
-        n("MaxPool", ["a1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),                # 4x4
-        n("Resize", ["p1", "roi", "scales"], ["u1"], mode="nearest"),                         # back to 8x8
-        n("Concat", ["u1", "p0"], ["cat"], axis=1),                                        # 32 channels
+        n("Sigmoid", ["c0"], ["s0"]),
+        n("Mul", ["c0", "s0"], ["a0"]),  # SiLU
+        n("MaxPool", ["a0"], ["p0"], kernel_shape=[2, 2], strides=[2, 2]),  # 8x8
+        n("Conv", ["p0", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        n("Relu", ["c1"], ["a1"]),
+        n("MaxPool", ["a1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),  # 4x4
+        n("Resize", ["p1", "roi", "scales"], ["u1"], mode="nearest"),  # back to 8x8
+        n("Concat", ["u1", "p0"], ["cat"], axis=1),  # 32 channels
         n("Conv", ["cat", "w2", "b2"], ["head"]),
-        n("Reshape", ["head", "shape5"], ["h5"]), n("Transpose", ["h5"], ["ht"], perm=[0, 1, 3, 4, 2]),
-        n("Sigmoid", ["ht"], ["sig"]), split_node,
-        n("Mul", ["xy", "two"], ["xy2"]), n("Sub", ["xy2", "half"], ["xy3"]), n("Add", ["xy3", "grid"], ["xy4"]),
+        n("Reshape", ["head", "shape5"], ["h5"]),
+        n("Transpose", ["h5"], ["ht"], perm=[0, 1, 3, 4, 2]),
+        n("Sigmoid", ["ht"], ["sig"]),
+        split_node,
+        n("Mul", ["xy", "two"], ["xy2"]),
+        n("Sub", ["xy2", "half"], ["xy3"]),
+        n("Add", ["xy3", "grid"], ["xy4"]),
         n("Mul", ["xy4", "stride"], ["xy5"]),
-        n("Mul", ["wh", "two"], ["wh2"]), n("Pow", ["wh2", "two"], ["wh3"]), n("Mul", ["wh3", "anchors"], ["wh4"]),
-        n("Concat", ["xy5", "wh4", "conf"], ["det"], axis=-1), n("Reshape", ["det", "out_shape"], ["y"]),
+        n("Mul", ["wh", "two"], ["wh2"]),
+        n("Pow", ["wh2", "two"], ["wh3"]),
+        n("Mul", ["wh3", "anchors"], ["wh4"]),
+        n("Concat", ["xy5", "wh4", "conf"], ["det"], axis=-1),
+        n("Reshape", ["det", "out_shape"], ["y"]),
         # YOLOv8 DFL: softmax over 16 bins, expectation by a 1x1 conv with arange weights
-        n("Conv", ["cat", "wd"], ["box"]), n("Reshape", ["box", "dshape"], ["b4"]),
+        n("Conv", ["cat", "wd"], ["box"]),
+        n("Reshape", ["box", "dshape"], ["b4"]),
         n("Softmax", ["b4"], ["bs"], axis=2) if opset >= 13 else n("Transpose", ["b4"], ["bs"], perm=[0, 1, 2, 3]),
-        n("Transpose", ["bs"], ["bt"], perm=[0, 2, 1, 3]), n("Conv", ["bt", "dfl"], ["dist"]),
-        n("ReduceMean", ["dist"] + (["pool_axes"] if opset >= 18 else []), ["z"], keepdims=0,
-          **({} if opset >= 18 else {"axes": [2, 3]})),
+        n("Transpose", ["bs"], ["bt"], perm=[0, 2, 1, 3]),
+        n("Conv", ["bt", "dfl"], ["dist"]),
+        n(
+            "ReduceMean",
+            ["dist"] + (["pool_axes"] if opset >= 18 else []),
+            ["z"],
+            keepdims=0,
+            **({} if opset >= 18 else {"axes": [2, 3]}),
+        ),
     ]
     from graph_builders import make_model
 
@@ -181,38 +215,66 @@ def _ocr_like(rng, opset):
     f32 = np.float32
     c, d = 8, 12
     inits = {
-        "w0": (rng.standard_normal((c, 3, 3, 3)) * 0.3).astype(f32), "bn_s": rng.uniform(0.5, 1.5, c).astype(f32),
-        "bn_b": rng.standard_normal(c).astype(f32), "bn_m": rng.standard_normal(c).astype(f32) * 0.1,
+        "w0": (rng.standard_normal((c, 3, 3, 3)) * 0.3).astype(f32),
+        "bn_s": rng.uniform(0.5, 1.5, c).astype(f32),
+        "bn_b": rng.standard_normal(c).astype(f32),
+        "bn_m": rng.standard_normal(c).astype(f32) * 0.1,
         "bn_v": rng.uniform(0.5, 1.5, c).astype(f32),
-        "wt": (rng.standard_normal((c, 4, 2, 2)) * 0.3).astype(f32), "bt": rng.standard_normal(4).astype(f32),
+        "wt": (rng.standard_normal((c, 4, 2, 2)) * 0.3).astype(f32),
+        "bt": rng.standard_normal(4).astype(f32),
         "wt2": (rng.standard_normal((4, 1, 2, 2)) * 0.3).astype(f32),
         "wr": (rng.standard_normal((c, c, 4, 1)) * 0.2).astype(f32),
-        "sq_axes": np.array([2], np.int64), "mm": (rng.standard_normal((c, d)) * 0.3).astype(f32),
-        "mb": rng.standard_normal(d).astype(f32), "two": np.array(2.0, f32), "eps": np.array(1e-5, f32),
-        "gamma": rng.uniform(0.5, 1.5, d).astype(f32), "beta": rng.standard_normal(d).astype(f32),
-        "ln_s": rng.uniform(0.5, 1.5, d).astype(f32), "ln_b": rng.standard_normal(d).astype(f32),
-        "sqrt2": np.array(np.sqrt(2.0), f32), "one": np.array(1.0, f32), "halff": np.array(0.5, f32),
-        "cls": (rng.standard_normal((d, 7)) * 0.3).astype(f32), "rm_axes": np.array([-1], np.int64),
+        "sq_axes": np.array([2], np.int64),
+        "mm": (rng.standard_normal((c, d)) * 0.3).astype(f32),
+        "mb": rng.standard_normal(d).astype(f32),
+        "two": np.array(2.0, f32),
+        "eps": np.array(1e-5, f32),
+        "gamma": rng.uniform(0.5, 1.5, d).astype(f32),
+        "beta": rng.standard_normal(d).astype(f32),
+        "ln_s": rng.uniform(0.5, 1.5, d).astype(f32),
+        "ln_b": rng.standard_normal(d).astype(f32),
+        "sqrt2": np.array(np.sqrt(2.0), f32),
+        "one": np.array(1.0, f32),
+        "halff": np.array(0.5, f32),
+        "cls": (rng.standard_normal((d, 7)) * 0.3).astype(f32),
+        "rm_axes": np.array([-1], np.int64),
     }
-    rm = (lambda x, y: n("ReduceMean", [x, "rm_axes"], [y], keepdims=1)) if opset >= 18 else (
-        lambda x, y: n("ReduceMean", [x], [y], axes=[-1], keepdims=1))
+    rm = (
+        (lambda x, y: n("ReduceMean", [x, "rm_axes"], [y], keepdims=1))
+        if opset >= 18
+        else (lambda x, y: n("ReduceMean", [x], [y], axes=[-1], keepdims=1))
+    )
     nodes = [
         n("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1]),
-        n("BatchNormalization", ["c0", "bn_s", "bn_b", "bn_m", "bn_v"], ["n0"]), n("Relu", ["n0"], ["a0"]),
+        n("BatchNormalization", ["c0", "bn_s", "bn_b", "bn_m", "bn_v"], ["n0"]),
+        n("Relu", ["n0"], ["a0"]),
         # DB-style detection branch: two stride-2 transposed convs and a sigmoid probability map
-        n("ConvTranspose", ["a0", "wt", "bt"], ["u0"], strides=[2, 2]), n("Relu", ["u0"], ["u1"]),
-        n("ConvTranspose", ["u1", "wt2"], ["u2"], strides=[2, 2]), n("Sigmoid", ["u2"], ["prob"]),
+        n("ConvTranspose", ["a0", "wt", "bt"], ["u0"], strides=[2, 2]),
+        n("Relu", ["u0"], ["u1"]),
+        n("ConvTranspose", ["u1", "wt2"], ["u2"], strides=[2, 2]),
+        n("Sigmoid", ["u2"], ["prob"]),
         # recognition branch: collapse height, sequence of width steps
-        n("Conv", ["a0", "wr"], ["r0"]), n("Squeeze", ["r0", "sq_axes"], ["seq"]) if opset >= 13 else
-        n("Squeeze", ["r0"], ["seq"], axes=[2]),
-        n("Transpose", ["seq"], ["st"], perm=[0, 2, 1]), n("MatMul", ["st", "mm"], ["e0"]), n("Add", ["e0", "mb"], ["e1"]),
+        n("Conv", ["a0", "wr"], ["r0"]),
+        n("Squeeze", ["r0", "sq_axes"], ["seq"]) if opset >= 13 else n("Squeeze", ["r0"], ["seq"], axes=[2]),
+        n("Transpose", ["seq"], ["st"], perm=[0, 2, 1]),
+        n("MatMul", ["st", "mm"], ["e0"]),
+        n("Add", ["e0", "mb"], ["e1"]),
         # LayerNorm spelled out
-        rm("e1", "mu"), n("Sub", ["e1", "mu"], ["xc"]), n("Pow", ["xc", "two"], ["sq"]), rm("sq", "var"),
-        n("Add", ["var", "eps"], ["ve"]), n("Sqrt", ["ve"], ["sd"]), n("Div", ["xc", "sd"], ["nz"]),
-        n("Mul", ["nz", "gamma"], ["g1"]), n("Add", ["g1", "beta"], ["ln1"]),
+        rm("e1", "mu"),
+        n("Sub", ["e1", "mu"], ["xc"]),
+        n("Pow", ["xc", "two"], ["sq"]),
+        rm("sq", "var"),
+        n("Add", ["var", "eps"], ["ve"]),
+        n("Sqrt", ["ve"], ["sd"]),
+        n("Div", ["xc", "sd"], ["nz"]),
+        n("Mul", ["nz", "gamma"], ["g1"]),
+        n("Add", ["g1", "beta"], ["ln1"]),
         # GELU spelled out with Erf
-        n("Div", ["ln1", "sqrt2"], ["gd"]), n("Erf", ["gd"], ["ge"]), n("Add", ["ge", "one"], ["gp"]),
-        n("Mul", ["ln1", "gp"], ["gm"]), n("Mul", ["gm", "halff"], ["gelu"]),
+        n("Div", ["ln1", "sqrt2"], ["gd"]),
+        n("Erf", ["gd"], ["ge"]),
+        n("Add", ["ge", "one"], ["gp"]),
+        n("Mul", ["ln1", "gp"], ["gm"]),
+        n("Mul", ["gm", "halff"], ["gelu"]),
     ]
     if opset >= 17:
         nodes.append(n("LayerNormalization", ["gelu", "ln_s", "ln_b"], ["ln2"], axis=-1, epsilon=1e-5))

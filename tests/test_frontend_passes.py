@@ -39,8 +39,12 @@ def _check_equivalent(model, after, rng, rtol=1e-5, atol=1e-5, ort=True):
 
 
 def _bn_inits(rng, c, prefix="bn"):
-    return {f"{prefix}_s": rng.uniform(0.5, 1.5, c).astype(F32), f"{prefix}_b": rng.standard_normal(c).astype(F32),
-            f"{prefix}_m": rng.standard_normal(c).astype(F32), f"{prefix}_v": rng.uniform(0.5, 2, c).astype(F32)}
+    return {
+        f"{prefix}_s": rng.uniform(0.5, 1.5, c).astype(F32),
+        f"{prefix}_b": rng.standard_normal(c).astype(F32),
+        f"{prefix}_m": rng.standard_normal(c).astype(F32),
+        f"{prefix}_v": rng.uniform(0.5, 2, c).astype(F32),
+    }
 
 
 def _bn(x, y, prefix="bn", eps=1e-5):
@@ -74,9 +78,16 @@ def _shape_arith_model():
         n("Concat", ["b1", "minus1"], ["flat"], axis=0),
         n("Reshape", ["y0", "flat"], ["y"]),
     ]
-    inits = {"i0": np.array(0, np.int64), "i1": np.array(1, np.int64), "zero": np.array(0, np.int64),
-             "one": np.array(1, np.int64), "two": np.array(2.0, F32), "ax0": np.array([0], np.int64),
-             "one1": np.array([1], np.int64), "minus1": np.array([-1], np.int64)}
+    inits = {
+        "i0": np.array(0, np.int64),
+        "i1": np.array(1, np.int64),
+        "zero": np.array(0, np.int64),
+        "one": np.array(1, np.int64),
+        "two": np.array(2.0, F32),
+        "ax0": np.array([0], np.int64),
+        "one1": np.array([1], np.int64),
+        "minus1": np.array([-1], np.int64),
+    }
     return make_model(nodes, {"x": ([2, 3, 4, 5], F32)}, ["y"], inits)
 
 
@@ -105,8 +116,11 @@ def test_fold_constants_keeps_dequantize_linear():
     n = helper.make_node
     model = make_model(
         [n("DequantizeLinear", ["wq", "ws", "wz"], ["w"]), n("Conv", ["x", "w"], ["y"])],
-        {"x": ([1, 2, 5, 5], F32)}, ["y"],
-        {"wq": np.ones((3, 2, 3, 3), np.int8), "ws": np.array(0.5, F32), "wz": np.array(0, np.int8)}, opset=13)
+        {"x": ([1, 2, 5, 5], F32)},
+        ["y"],
+        {"wq": np.ones((3, 2, 3, 3), np.int8), "ws": np.array(0.5, F32), "wz": np.array(0, np.int8)},
+        opset=13,
+    )
     g = passes.fold_constants(import_onnx(model))
     assert "DequantizeLinear" in g.op_types()
     g2 = passes.fold_constants(import_onnx(model), keep_qdq=False)
@@ -125,8 +139,9 @@ def test_fold_batchnorm_into_conv(rng, bias):
     if bias:
         inits["b"] = rng.standard_normal(8).astype(F32)
         conv_in.append("b")
-    model = make_model([n("Conv", conv_in, ["c"], pads=[1, 1, 1, 1]), _bn("c", "y")],
-                       {"x": ([2, 4, 7, 7], F32)}, ["y"], inits)
+    model = make_model(
+        [n("Conv", conv_in, ["c"], pads=[1, 1, 1, 1]), _bn("c", "y")], {"x": ([2, 4, 7, 7], F32)}, ["y"], inits
+    )
     _, g2 = _check_equivalent(model, passes.fold_batchnorm, rng)
     assert g2.op_types() == {"Conv": 1}
     assert g2.nodes[0].outputs == ["y"]
@@ -134,10 +149,17 @@ def test_fold_batchnorm_into_conv(rng, bias):
 
 def test_fold_batchnorm_into_grouped_conv_transpose(rng):
     n = helper.make_node
-    inits = {"w": rng.standard_normal((4, 3, 3, 3)).astype(F32), "b": rng.standard_normal(6).astype(F32),
-             **_bn_inits(rng, 6)}
-    model = make_model([n("ConvTranspose", ["x", "w", "b"], ["c"], group=2, strides=[2, 2]), _bn("c", "y")],
-                       {"x": ([1, 4, 5, 5], F32)}, ["y"], inits)
+    inits = {
+        "w": rng.standard_normal((4, 3, 3, 3)).astype(F32),
+        "b": rng.standard_normal(6).astype(F32),
+        **_bn_inits(rng, 6),
+    }
+    model = make_model(
+        [n("ConvTranspose", ["x", "w", "b"], ["c"], group=2, strides=[2, 2]), _bn("c", "y")],
+        {"x": ([1, 4, 5, 5], F32)},
+        ["y"],
+        inits,
+    )
     _, g2 = _check_equivalent(model, passes.fold_batchnorm, rng)
     assert g2.op_types() == {"ConvTranspose": 1}
 
@@ -152,8 +174,9 @@ def test_fold_batchnorm_into_gemm(rng, trans_b, with_c):
     if with_c:
         inits["c"] = rng.standard_normal(6).astype(F32)
         gin.append("c")
-    model = make_model([n("Gemm", gin, ["g"], transB=trans_b, alpha=0.5, beta=2.0), _bn("g", "y")],
-                       {"x": ([3, 5], F32)}, ["y"], inits)
+    model = make_model(
+        [n("Gemm", gin, ["g"], transB=trans_b, alpha=0.5, beta=2.0), _bn("g", "y")], {"x": ([3, 5], F32)}, ["y"], inits
+    )
     _, g2 = _check_equivalent(model, passes.fold_batchnorm, rng)
     assert g2.op_types() == {"Gemm": 1}
 
@@ -168,8 +191,12 @@ def test_batchnorm_without_weighted_producer_becomes_scale_shift(rng):
 def test_batchnorm_not_folded_into_conv_read_twice(rng):
     n = helper.make_node
     inits = {"w": conv_weights(rng, 4, 4), **_bn_inits(rng, 4)}
-    model = make_model([n("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), _bn("c", "y"), n("Relu", ["c"], ["z"])],
-                       {"x": ([1, 4, 6, 6], F32)}, ["y", "z"], inits)
+    model = make_model(
+        [n("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), _bn("c", "y"), n("Relu", ["c"], ["z"])],
+        {"x": ([1, 4, 6, 6], F32)},
+        ["y", "z"],
+        inits,
+    )
     g, g2 = _check_equivalent(model, passes.fold_batchnorm, rng)
     assert g2.op_types() == {"Conv": 1, "Mul": 1, "Add": 1, "Relu": 1}
     conv = [x for x in g2.nodes if x.op_type == "Conv"][0]
@@ -182,10 +209,23 @@ def test_batchnorm_not_folded_into_conv_read_twice(rng):
 
 def test_channel_affine_folds_into_conv(rng):
     n = helper.make_node
-    inits = {"w": conv_weights(rng, 4, 3), "s": rng.uniform(0.5, 2, (4, 1, 1)).astype(F32),
-             "t": rng.standard_normal((1, 4, 1, 1)).astype(F32), "d": np.array(3.0, F32)}
-    model = make_model([n("Conv", ["x", "w"], ["c"]), n("Mul", ["s", "c"], ["m"]), n("Sub", ["m", "t"], ["a"]),
-                        n("Div", ["a", "d"], ["y"])], {"x": ([1, 3, 6, 6], F32)}, ["y"], inits)
+    inits = {
+        "w": conv_weights(rng, 4, 3),
+        "s": rng.uniform(0.5, 2, (4, 1, 1)).astype(F32),
+        "t": rng.standard_normal((1, 4, 1, 1)).astype(F32),
+        "d": np.array(3.0, F32),
+    }
+    model = make_model(
+        [
+            n("Conv", ["x", "w"], ["c"]),
+            n("Mul", ["s", "c"], ["m"]),
+            n("Sub", ["m", "t"], ["a"]),
+            n("Div", ["a", "d"], ["y"]),
+        ],
+        {"x": ([1, 3, 6, 6], F32)},
+        ["y"],
+        inits,
+    )
     _, g2 = _check_equivalent(model, passes.fold_channel_affine, rng)
     assert g2.op_types() == {"Conv": 1}
 
@@ -193,8 +233,9 @@ def test_channel_affine_folds_into_conv(rng):
 def test_channel_affine_not_folded_when_not_per_channel(rng):
     n = helper.make_node
     inits = {"w": conv_weights(rng, 4, 3), "s": rng.uniform(0.5, 2, (1, 1, 4, 4)).astype(F32)}
-    model = make_model([n("Conv", ["x", "w"], ["c"]), n("Mul", ["c", "s"], ["y"])], {"x": ([1, 3, 6, 6], F32)},
-                       ["y"], inits)
+    model = make_model(
+        [n("Conv", ["x", "w"], ["c"]), n("Mul", ["c", "s"], ["y"])], {"x": ([1, 3, 6, 6], F32)}, ["y"], inits
+    )
     _, g2 = _check_equivalent(model, passes.fold_channel_affine, rng)
     assert g2.op_types() == {"Conv": 1, "Mul": 1}
 
@@ -202,8 +243,17 @@ def test_channel_affine_not_folded_when_not_per_channel(rng):
 def test_affine_chain_collapses_to_mul_add(rng):
     n = helper.make_node
     inits = {f"c{i}": rng.uniform(0.5, 2, (3, 1, 1)).astype(F32) for i in range(4)}
-    model = make_model([n("Mul", ["x", "c0"], ["a"]), n("Add", ["a", "c1"], ["b"]), n("Mul", ["b", "c2"], ["c"]),
-                        n("Add", ["c", "c3"], ["y"])], {"x": ([2, 3, 4, 4], F32)}, ["y"], inits)
+    model = make_model(
+        [
+            n("Mul", ["x", "c0"], ["a"]),
+            n("Add", ["a", "c1"], ["b"]),
+            n("Mul", ["b", "c2"], ["c"]),
+            n("Add", ["c", "c3"], ["y"]),
+        ],
+        {"x": ([2, 3, 4, 4], F32)},
+        ["y"],
+        inits,
+    )
     _, g2 = _check_equivalent(model, passes.fold_channel_affine, rng)
     assert g2.op_types() == {"Mul": 1, "Add": 1}
 
@@ -239,8 +289,9 @@ def test_activation_fused_onto_single_reader_producer(rng, op, attrs, extra, act
         prod, shape = n("MatMul", ["x", "w"], ["c"]), [2, 3, 6]
     for name, v in extra:
         inits[name] = np.array(v, F32)
-    model = make_model([prod, n(op, ["c"] + [e[0] for e in extra], ["y"], **attrs)], {"x": (shape, F32)}, ["y"],
-                       inits, opset=18)
+    model = make_model(
+        [prod, n(op, ["c"] + [e[0] for e in extra], ["y"], **attrs)], {"x": (shape, F32)}, ["y"], inits, opset=18
+    )
     _, g2 = _check_equivalent(model, passes.fuse_activations, rng, ort=op != "Mish" or producer == "Conv")
     assert g2.op_types() == {producer: 1}
     assert g2.nodes[0].attrs["_act"] == act and g2.nodes[0].outputs == ["y"]
@@ -249,20 +300,29 @@ def test_activation_fused_onto_single_reader_producer(rng, op, attrs, extra, act
 def test_activation_not_fused_when_output_read_twice_or_returned(rng):
     n = helper.make_node
     inits = {"w": conv_weights(rng, 4, 3)}
-    two_readers = make_model([n("Conv", ["x", "w"], ["c"]), n("Relu", ["c"], ["y"]), n("Neg", ["c"], ["z"])],
-                             {"x": ([1, 3, 5, 5], F32)}, ["y", "z"], inits)
+    two_readers = make_model(
+        [n("Conv", ["x", "w"], ["c"]), n("Relu", ["c"], ["y"]), n("Neg", ["c"], ["z"])],
+        {"x": ([1, 3, 5, 5], F32)},
+        ["y", "z"],
+        inits,
+    )
     _, g2 = _check_equivalent(two_readers, passes.optimize, rng)
     assert "Relu" in g2.op_types() and "_act" not in g2.nodes[0].attrs
-    returned = make_model([n("Conv", ["x", "w"], ["c"]), n("Relu", ["c"], ["y"])], {"x": ([1, 3, 5, 5], F32)},
-                          ["y", "c"], inits)
+    returned = make_model(
+        [n("Conv", ["x", "w"], ["c"]), n("Relu", ["c"], ["y"])], {"x": ([1, 3, 5, 5], F32)}, ["y", "c"], inits
+    )
     _, g3 = _check_equivalent(returned, passes.optimize, rng)
     assert "Relu" in g3.op_types()
 
 
 def test_clip_with_runtime_bound_not_fused(rng):
     n = helper.make_node
-    model = make_model([n("Conv", ["x", "w"], ["c"]), n("Clip", ["c", "lo"], ["y"])],
-                       {"x": ([1, 3, 5, 5], F32), "lo": ([], F32)}, ["y"], {"w": conv_weights(rng, 4, 3)})
+    model = make_model(
+        [n("Conv", ["x", "w"], ["c"]), n("Clip", ["c", "lo"], ["y"])],
+        {"x": ([1, 3, 5, 5], F32), "lo": ([], F32)},
+        ["y"],
+        {"w": conv_weights(rng, 4, 3)},
+    )
     g = passes.fuse_activations(import_onnx(model))
     assert "Clip" in g.op_types()
 
@@ -282,28 +342,39 @@ def test_silu_pattern_becomes_one_node(rng, order):
 
 def test_silu_after_conv_fuses_as_activation(rng):
     n = helper.make_node
-    model = make_model([n("Conv", ["x", "w"], ["c"]), n("Sigmoid", ["c"], ["s"]), n("Mul", ["c", "s"], ["y"])],
-                       {"x": ([1, 3, 6, 6], F32)}, ["y"], {"w": conv_weights(rng, 8, 3)})
+    model = make_model(
+        [n("Conv", ["x", "w"], ["c"]), n("Sigmoid", ["c"], ["s"]), n("Mul", ["c", "s"], ["y"])],
+        {"x": ([1, 3, 6, 6], F32)},
+        ["y"],
+        {"w": conv_weights(rng, 8, 3)},
+    )
     _, g2 = _check_equivalent(model, passes.optimize, rng)
     assert g2.op_types() == {"Conv": 1} and g2.nodes[0].attrs["_act"] == ("silu",)
 
 
 def test_silu_not_detected_when_sigmoid_is_read_elsewhere_or_inputs_differ(rng):
     n = helper.make_node
-    shared = make_model([n("Sigmoid", ["x"], ["s"]), n("Mul", ["x", "s"], ["y"]), n("Neg", ["s"], ["z"])],
-                        {"x": ([2, 3], F32)}, ["y", "z"])
+    shared = make_model(
+        [n("Sigmoid", ["x"], ["s"]), n("Mul", ["x", "s"], ["y"]), n("Neg", ["s"], ["z"])],
+        {"x": ([2, 3], F32)},
+        ["y", "z"],
+    )
     _, g2 = _check_equivalent(shared, passes.fuse_silu, rng)
     assert "Swish" not in g2.op_types()
-    other = make_model([n("Sigmoid", ["x"], ["s"]), n("Mul", ["v", "s"], ["y"])],
-                       {"x": ([2, 3], F32), "v": ([2, 3], F32)}, ["y"])
+    other = make_model(
+        [n("Sigmoid", ["x"], ["s"]), n("Mul", ["v", "s"], ["y"])], {"x": ([2, 3], F32), "v": ([2, 3], F32)}, ["y"]
+    )
     _, g3 = _check_equivalent(other, passes.fuse_silu, rng)
     assert "Swish" not in g3.op_types()
 
 
 def test_hard_swish_pattern(rng):
     n = helper.make_node
-    model = make_model([n("HardSigmoid", ["x"], ["s"], alpha=1 / 6, beta=0.5), n("Mul", ["x", "s"], ["y"])],
-                       {"x": ([2, 3, 4], F32)}, ["y"])
+    model = make_model(
+        [n("HardSigmoid", ["x"], ["s"], alpha=1 / 6, beta=0.5), n("Mul", ["x", "s"], ["y"])],
+        {"x": ([2, 3, 4], F32)},
+        ["y"],
+    )
     _, g2 = _check_equivalent(model, passes.fuse_silu, rng)
     assert g2.op_types() == {"HardSwish": 1}
 
@@ -315,9 +386,13 @@ def test_hard_swish_pattern(rng):
 def _residual_block(rng, add_op="Add"):
     n = helper.make_node
     inits = {"w1": conv_weights(rng, 4, 4), "w2": conv_weights(rng, 4, 4), "b2": rng.standard_normal(4).astype(F32)}
-    nodes = [n("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]), n("Relu", ["c1"], ["r1"]),
-             n("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]), n(add_op, ["c2", "x"], ["s"]),
-             n("Relu", ["s"], ["y"])]
+    nodes = [
+        n("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        n("Relu", ["c1"], ["r1"]),
+        n("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+        n(add_op, ["c2", "x"], ["s"]),
+        n("Relu", ["s"], ["y"]),
+    ]
     return make_model(nodes, {"x": ([1, 4, 6, 6], F32)}, ["y"], inits)
 
 
@@ -334,8 +409,12 @@ def test_conv_add_fusion_moves_the_conv_after_the_operand(rng):
     """The conv is first in the graph; the added tensor is produced later: the fused conv must run after."""
     n = helper.make_node
     inits = {"w1": conv_weights(rng, 4, 4), "w2": conv_weights(rng, 4, 4)}
-    nodes = [n("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]), n("Neg", ["x"], ["m"]), n("Relu", ["m"], ["z"]),
-             n("Add", ["z", "c1"], ["y"])]
+    nodes = [
+        n("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        n("Neg", ["x"], ["m"]),
+        n("Relu", ["m"], ["z"]),
+        n("Add", ["z", "c1"], ["y"]),
+    ]
     model = make_model(nodes, {"x": ([1, 4, 6, 6], F32)}, ["y"], inits)
     _, g2 = _check_equivalent(model, passes.fuse_conv_add, rng)
     assert [x.op_type for x in g2.nodes] == ["Neg", "Relu", "Conv"] and g2.nodes[-1].attrs["_add"] == "z"
@@ -344,16 +423,28 @@ def test_conv_add_fusion_moves_the_conv_after_the_operand(rng):
 def test_conv_add_not_fused_for_broadcast_const_or_shared_output(rng):
     n = helper.make_node
     inits = {"w": conv_weights(rng, 4, 4), "t": rng.standard_normal((1, 4, 1, 1)).astype(F32)}
-    bcast = make_model([n("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), n("Add", ["c", "v"], ["y"])],
-                       {"x": ([1, 4, 6, 6], F32), "v": ([1, 4, 1, 6], F32)}, ["y"], inits)
+    bcast = make_model(
+        [n("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), n("Add", ["c", "v"], ["y"])],
+        {"x": ([1, 4, 6, 6], F32), "v": ([1, 4, 1, 6], F32)},
+        ["y"],
+        inits,
+    )
     _, g = _check_equivalent(bcast, passes.fuse_conv_add, rng)
     assert "Add" in g.op_types()
-    const = make_model([n("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), n("Add", ["c", "t"], ["y"])],
-                       {"x": ([1, 4, 6, 6], F32)}, ["y"], inits)
+    const = make_model(
+        [n("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), n("Add", ["c", "t"], ["y"])],
+        {"x": ([1, 4, 6, 6], F32)},
+        ["y"],
+        inits,
+    )
     _, g = _check_equivalent(const, passes.fuse_conv_add, rng)
     assert "Add" in g.op_types()
-    shared = make_model([n("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), n("Add", ["c", "x"], ["y"]),
-                         n("Relu", ["c"], ["z"])], {"x": ([1, 4, 6, 6], F32)}, ["y", "z"], inits)
+    shared = make_model(
+        [n("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), n("Add", ["c", "x"], ["y"]), n("Relu", ["c"], ["z"])],
+        {"x": ([1, 4, 6, 6], F32)},
+        ["y", "z"],
+        inits,
+    )
     _, g = _check_equivalent(shared, passes.fuse_conv_add, rng)
     assert "Add" in g.op_types()
 
@@ -364,9 +455,18 @@ def test_conv_add_not_fused_for_broadcast_const_or_shared_output(rng):
 
 def test_identity_and_dropout_removed(rng):
     n = helper.make_node
-    model = make_model([n("Identity", ["x"], ["a"]), n("Dropout", ["a", "ratio"], ["b"]), n("Relu", ["b"], ["c"]),
-                        n("Identity", ["c"], ["y"])], {"x": ([2, 3], F32)}, ["y"], {"ratio": np.array(0.3, F32)},
-                       opset=13)
+    model = make_model(
+        [
+            n("Identity", ["x"], ["a"]),
+            n("Dropout", ["a", "ratio"], ["b"]),
+            n("Relu", ["b"], ["c"]),
+            n("Identity", ["c"], ["y"]),
+        ],
+        {"x": ([2, 3], F32)},
+        ["y"],
+        {"ratio": np.array(0.3, F32)},
+        opset=13,
+    )
     _, g2 = _check_equivalent(model, passes.remove_identities, rng)
     assert g2.op_types() == {"Relu": 1} and g2.nodes[0].inputs == ["x"] and g2.nodes[0].outputs == ["y"]
 
@@ -379,8 +479,9 @@ def test_identity_between_graph_input_and_output_kept(rng):
 
 def test_dead_nodes_removed(rng):
     n = helper.make_node
-    g = import_onnx(make_model([n("Relu", ["x"], ["y"]), n("Neg", ["x"], ["unused"])], {"x": ([2, 3], F32)},
-                               ["y", "unused"]))
+    g = import_onnx(
+        make_model([n("Relu", ["x"], ["y"]), n("Neg", ["x"], ["unused"])], {"x": ([2, 3], F32)}, ["y", "unused"])
+    )
     g.outputs = ["y"]
     g2 = passes.eliminate_dead_nodes(g)
     assert g2.op_types() == {"Relu": 1} and "unused" not in g2.values
@@ -389,11 +490,23 @@ def test_dead_nodes_removed(rng):
 def test_optimize_keeps_every_output_of_a_mixed_graph(rng):
     """Residual blocks with BN, SiLU, a shared intermediate returned as a second output."""
     n = helper.make_node
-    inits = {"w1": conv_weights(rng, 4, 4), "w2": conv_weights(rng, 4, 4), **_bn_inits(rng, 4, "p"),
-             **_bn_inits(rng, 4, "q")}
-    nodes = [n("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]), _bn("c1", "n1", "p"), n("Sigmoid", ["n1"], ["s1"]),
-             n("Mul", ["n1", "s1"], ["a1"]), n("Conv", ["a1", "w2"], ["c2"], pads=[1, 1, 1, 1]),
-             _bn("c2", "n2", "q"), n("Add", ["n2", "a1"], ["s"]), n("Relu", ["s"], ["y"]), n("Identity", ["a1"], ["z"])]
+    inits = {
+        "w1": conv_weights(rng, 4, 4),
+        "w2": conv_weights(rng, 4, 4),
+        **_bn_inits(rng, 4, "p"),
+        **_bn_inits(rng, 4, "q"),
+    }
+    nodes = [
+        n("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        _bn("c1", "n1", "p"),
+        n("Sigmoid", ["n1"], ["s1"]),
+        n("Mul", ["n1", "s1"], ["a1"]),
+        n("Conv", ["a1", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+        _bn("c2", "n2", "q"),
+        n("Add", ["n2", "a1"], ["s"]),
+        n("Relu", ["s"], ["y"]),
+        n("Identity", ["a1"], ["z"]),
+    ]
     model = make_model(nodes, {"x": ([2, 4, 8, 8], F32)}, ["y", "z"], inits)
     _, g2 = _check_equivalent(model, passes.optimize, rng, rtol=1e-4, atol=1e-5)
     assert g2.op_types() == {"Conv": 2, "Identity": 1} or g2.op_types() == {"Conv": 2}, g2.summary()

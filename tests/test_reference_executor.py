@@ -22,8 +22,9 @@ n = helper.make_node
 
 
 def _chain():
-    model = make_model([n("Relu", ["x"], ["a"]), n("Neg", ["a"], ["b"]), n("Exp", ["b"], ["y"])],
-                       {"x": ([2, 3], F32)}, ["y"])
+    model = make_model(
+        [n("Relu", ["x"], ["a"]), n("Neg", ["a"], ["b"]), n("Exp", ["b"], ["y"])], {"x": ([2, 3], F32)}, ["y"]
+    )
     return import_onnx(model)
 
 
@@ -61,8 +62,13 @@ def test_float16_values_are_rounded_to_half_precision():
 
 def test_fused_add_and_activation_post_ops(rng):
     w = rng.standard_normal((4, 4, 3, 3)).astype(F32)
-    values = {"x": Value("x", (1, 4, 5, 5), F32), "z": Value("z", (1, 4, 5, 5), F32), "w": Value("w", None, F32, w),
-              "y": Value("y", (1, 4, 5, 5), F32), "y_plain": Value("y_plain", (1, 4, 5, 5), F32)}
+    values = {
+        "x": Value("x", (1, 4, 5, 5), F32),
+        "z": Value("z", (1, 4, 5, 5), F32),
+        "w": Value("w", None, F32, w),
+        "y": Value("y", (1, 4, 5, 5), F32),
+        "y_plain": Value("y_plain", (1, 4, 5, 5), F32),
+    }
     conv = dict(pads=[1, 1, 1, 1])
     fused = Node("Conv", "c", ["x", "w"], ["y"], {**conv, "_add": "z", "_act": ("clip", -0.5, 0.75)})
     plain = Node("Conv", "p", ["x", "w"], ["y_plain"], dict(conv))
@@ -75,13 +81,24 @@ def test_fused_add_and_activation_post_ops(rng):
 
 
 def test_executor_errors_name_the_node():
-    g = Graph([Node("NoSuchOp", "bad", ["x"], ["y"])], ["x"], ["y"],
-              {"x": Value("x", (2,), F32), "y": Value("y", (2,), F32)}, 17, "t")
+    g = Graph(
+        [Node("NoSuchOp", "bad", ["x"], ["y"])],
+        ["x"],
+        ["y"],
+        {"x": Value("x", (2,), F32), "y": Value("y", (2,), F32)},
+        17,
+        "t",
+    )
     with pytest.raises(UnsupportedOpError, match=r"NoSuchOp \(node 'bad'\)"):
         run_graph(g, {"x": np.zeros(2, F32)})
-    g2 = Graph([Node("Reshape", "rs", ["x", "s"], ["y"])], ["x"], ["y"],
-               {"x": Value("x", (2, 3), F32), "s": Value("s", None, np.int64, np.array([4, 4])),
-                "y": Value("y", (4, 4), F32)}, 17, "t")
+    g2 = Graph(
+        [Node("Reshape", "rs", ["x", "s"], ["y"])],
+        ["x"],
+        ["y"],
+        {"x": Value("x", (2, 3), F32), "s": Value("s", None, np.int64, np.array([4, 4])), "y": Value("y", (4, 4), F32)},
+        17,
+        "t",
+    )
     with pytest.raises(ExecutionError, match=r"Reshape node 'rs': Reshape: input \(2, 3\)"):
         run_graph(g2, {"x": np.zeros((2, 3), F32)})
 
@@ -120,13 +137,13 @@ _CONV = [
     # (C, M, group, kernel, strides, dilations, pads, auto_pad, spatial)
     (6, 12, 1, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), None, (9, 8)),
     (6, 12, 3, (3, 3), (2, 2), (1, 1), (0, 1, 2, 1), None, (9, 11)),
-    (8, 8, 8, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), None, (7, 7)),     # depthwise
-    (4, 8, 4, (5, 5), (2, 1), (2, 2), (4, 4, 4, 4), None, (10, 9)),    # depthwise x2 multiplier, dilated
-    (3, 5, 1, (1, 1), (2, 2), (1, 1), (0, 0, 0, 0), None, (7, 6)),     # strided 1x1
+    (8, 8, 8, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), None, (7, 7)),  # depthwise
+    (4, 8, 4, (5, 5), (2, 1), (2, 2), (4, 4, 4, 4), None, (10, 9)),  # depthwise x2 multiplier, dilated
+    (3, 5, 1, (1, 1), (2, 2), (1, 1), (0, 0, 0, 0), None, (7, 6)),  # strided 1x1
     (4, 6, 2, (2, 3), (3, 2), (1, 1), None, "SAME_UPPER", (10, 7)),
     (4, 6, 1, (3, 2), (2, 2), (1, 1), None, "SAME_LOWER", (9, 7)),
     (4, 6, 1, (3, 3), (2, 2), (1, 1), None, "VALID", (9, 7)),
-    (3, 4, 1, (3,), (2,), (2,), (1, 1), None, (13,)),                  # 1-D
+    (3, 4, 1, (3,), (2,), (2,), (1, 1), None, (13,)),  # 1-D
     (2, 4, 2, (2, 3, 2), (1, 2, 1), (1, 1, 1), (0, 1, 1, 1, 0, 0), None, (4, 5, 3)),  # 3-D grouped
 ]
 
@@ -147,11 +164,11 @@ def test_conv_configurations(rng, C, M, group, k, s, d, pads, auto_pad, sp):
 _CONVT = [
     # (C, M/g, group, kernel, strides, dilations, pads, output_padding, output_shape, auto_pad, spatial)
     (4, 3, 1, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), (1, 1), None, None, (5, 4)),
-    (4, 2, 2, (4, 4), (2, 2), (1, 1), (1, 1, 1, 1), None, None, None, (6, 6)),    # YOLO / OCR-style x2 upsample
-    (6, 1, 6, (3, 3), (1, 1), (2, 2), (0, 1, 2, 0), None, None, None, (5, 5)),     # depthwise, dilated
-    (3, 2, 1, (3, 2), (3, 2), (1, 1), None, None, (10, 8), None, (4, 4)),          # output_shape
+    (4, 2, 2, (4, 4), (2, 2), (1, 1), (1, 1, 1, 1), None, None, None, (6, 6)),  # YOLO / OCR-style x2 upsample
+    (6, 1, 6, (3, 3), (1, 1), (2, 2), (0, 1, 2, 0), None, None, None, (5, 5)),  # depthwise, dilated
+    (3, 2, 1, (3, 2), (3, 2), (1, 1), None, None, (10, 8), None, (4, 4)),  # output_shape
     (3, 2, 1, (3, 3), (2, 2), (1, 1), None, None, None, "SAME_UPPER", (4, 5)),
-    (2, 3, 1, (3,), (2,), (1,), (0, 1), (1,), None, None, (6,)),                  # 1-D
+    (2, 3, 1, (3,), (2,), (1,), (0, 1), (1,), None, None, (6,)),  # 1-D
 ]
 
 
@@ -172,7 +189,7 @@ _POOL = [
     ("MaxPool", (3, 3), (2, 2), (1, 1, 1, 1), 0, 0, None, None),
     ("MaxPool", (3, 3), (2, 2), (0, 0, 0, 0), 1, 0, None, None),
     ("MaxPool", (2, 3), (2, 1), (1, 0, 0, 1), 1, 0, (2, 1), None),
-    ("MaxPool", (5, 5), (1, 1), (2, 2, 2, 2), 0, 0, None, None),      # YOLO SPPF
+    ("MaxPool", (5, 5), (1, 1), (2, 2, 2, 2), 0, 0, None, None),  # YOLO SPPF
     ("MaxPool", (3, 3), (2, 2), None, 0, 0, None, "SAME_UPPER"),
     ("AveragePool", (3, 3), (2, 2), (1, 1, 1, 1), 0, 0, None, None),
     ("AveragePool", (3, 3), (2, 2), (1, 1, 1, 1), 0, 1, None, None),
@@ -199,10 +216,18 @@ def test_pool_configurations(rng, op, k, s, pads, ceil, cip, d, auto_pad):
 
 def test_maxpool_indices_vs_onnxruntime(rng):
     x = rng.standard_normal((2, 3, 9, 8)).astype(F32)
-    _one_node_vs_ort(n("MaxPool", ["x"], ["y", "i"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
-                     {"x": x}, {}, rng, outs=("y",))
-    model = make_model([n("MaxPool", ["x"], ["y", "i"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
-                       {"x": ([2, 3, 9, 8], F32)}, {"y": F32, "i": np.int64})
+    _one_node_vs_ort(
+        n("MaxPool", ["x"], ["y", "i"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        {"x": x},
+        {},
+        rng,
+        outs=("y",),
+    )
+    model = make_model(
+        [n("MaxPool", ["x"], ["y", "i"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+        {"x": ([2, 3, 9, 8], F32)},
+        {"y": F32, "i": np.int64},
+    )
     pytest.importorskip("onnxruntime")
     ours = run_graph(import_onnx(model), {"x": x})
     ref = run_ort_model(model, {"x": x})

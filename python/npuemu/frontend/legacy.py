@@ -48,16 +48,20 @@ def canonicalize(graph: Graph, node: Node, since: "int | None") -> "list[Node]":
         _attr_to_input(graph, node, "split", 1)
     elif op == "Slice" and since < 10:
         starts, ends = node.attrs.pop("starts"), node.attrs.pop("ends")
-        node.inputs = node.inputs[:1] + [_const(graph, node, "starts", np.array(starts, np.int64)),
-                                         _const(graph, node, "ends", np.array(ends, np.int64))]
+        node.inputs = node.inputs[:1] + [
+            _const(graph, node, "starts", np.array(starts, np.int64)),
+            _const(graph, node, "ends", np.array(ends, np.int64)),
+        ]
         if "axes" in node.attrs:
             node.inputs.append(_const(graph, node, "axes", np.array(node.attrs.pop("axes"), np.int64)))
     elif op == "Pad" and since < 11:
         x_dtype = graph.values[node.inputs[0]].dtype if node.inputs[0] in graph.values else np.float32
         pads = node.attrs.pop("pads")
         value = node.attrs.pop("value", 0.0)
-        node.inputs = node.inputs[:1] + [_const(graph, node, "pads", np.array(pads, np.int64)),
-                                         _const(graph, node, "value", np.array(value, _value_dtype(x_dtype)))]
+        node.inputs = node.inputs[:1] + [
+            _const(graph, node, "pads", np.array(pads, np.int64)),
+            _const(graph, node, "value", np.array(value, _value_dtype(x_dtype))),
+        ]
     elif op == "Clip" and since < 11:
         x_dtype = _value_dtype(graph.values[node.inputs[0]].dtype)
         lo = node.attrs.pop("min", None)
@@ -105,10 +109,18 @@ def _coerced_softmax(graph: Graph, node: Node) -> "list[Node]":
     dtype = graph.values[x].dtype
     graph.values[flat] = Value(flat, (lead, int(np.prod(shape[axis:], dtype=np.int64))), dtype)
     graph.values[y2] = Value(y2, graph.values[flat].shape, dtype)
-    to2d = Node("Reshape", graph.unique_name(f"{node.name}/to2d"),
-                [x, _const(graph, node, "shape2d", np.array(graph.values[flat].shape, np.int64))], [flat])
-    back = Node("Reshape", graph.unique_name(f"{node.name}/back"),
-                [y2, _const(graph, node, "shape", np.array(shape, np.int64))], [node.outputs[0]])
+    to2d = Node(
+        "Reshape",
+        graph.unique_name(f"{node.name}/to2d"),
+        [x, _const(graph, node, "shape2d", np.array(graph.values[flat].shape, np.int64))],
+        [flat],
+    )
+    back = Node(
+        "Reshape",
+        graph.unique_name(f"{node.name}/back"),
+        [y2, _const(graph, node, "shape", np.array(shape, np.int64))],
+        [node.outputs[0]],
+    )
     core = Node(node.op_type, node.name, [flat], [y2], {"axis": -1})
     return [to2d, core, back]
 

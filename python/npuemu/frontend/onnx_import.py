@@ -95,8 +95,10 @@ def _opsets(m) -> "dict[str, int]":
         raise ModelError("the model imports no default-domain (ai.onnx) opset")
     lo, hi = MIN_OPSET, onnx.defs.onnx_opset_version()
     if not lo <= ops[""] <= hi:
-        raise ModelError(f"model opset {ops['']} is outside the supported range {lo}..{hi} "
-                         f"(opsets {CONTRACT_OPSETS[0]}..{CONTRACT_OPSETS[1]} are the contract)")
+        raise ModelError(
+            f"model opset {ops['']} is outside the supported range {lo}..{hi} "
+            f"(opsets {CONTRACT_OPSETS[0]}..{CONTRACT_OPSETS[1]} are the contract)"
+        )
     return ops
 
 
@@ -155,11 +157,13 @@ def _cut(g, inputs, outputs):
             stack.extend(node.input)
             for a in node.attribute:
                 if a.g.node or a.graphs:
-                    raise UnsupportedOpError(node.op_type, node.name or f"#{idx}",
-                                             "ops with subgraphs (If, Loop, Scan) are not supported")
+                    raise UnsupportedOpError(
+                        node.op_type, node.name or f"#{idx}", "ops with subgraphs (If, Loop, Scan) are not supported"
+                    )
         elif explicit:
-            raise ModelError(f"the outputs {outputs} depend on graph input {v!r}, which is not among the "
-                             f"given inputs {inputs}")
+            raise ModelError(
+                f"the outputs {outputs} depend on graph input {v!r}, which is not among the given inputs {inputs}"
+            )
         else:  # pragma: no cover - a graph input always stops the walk
             raise ModelError(f"tensor {v!r} has no producer")
     return [g.node[i] for i in sorted(need)], list(inputs), outputs
@@ -200,22 +204,25 @@ def _fix_input_shapes(names, declared, sizes):
             try:
                 given = [int(d) for d in given]
             except TypeError:
-                raise ShapeError(f"input_size_list[{i}] for input {name!r} must be a list of ints, got {given!r}") from None
+                raise ShapeError(
+                    f"input_size_list[{i}] for input {name!r} must be a list of ints, got {given!r}"
+                ) from None
             if any(d < 0 for d in given):
                 raise ShapeError(f"input_size_list[{i}] = {given} for input {name!r} has negative dimensions")
             if dims is not None:
                 if len(dims) != len(given):
-                    raise ShapeError(f"input {name!r} has rank {len(dims)} ({_fmt(dims)}), input_size_list gives "
-                                     f"{given}")
+                    raise ShapeError(
+                        f"input {name!r} has rank {len(dims)} ({_fmt(dims)}), input_size_list gives {given}"
+                    )
                 for d, gv in zip(dims, given):
                     if isinstance(d, int) and d != gv:
-                        raise ShapeError(f"input {name!r} has the static shape {_fmt(dims)}; input_size_list "
-                                         f"gives {given}")
+                        raise ShapeError(
+                            f"input {name!r} has the static shape {_fmt(dims)}; input_size_list gives {given}"
+                        )
             out[name] = tuple(given)
         else:
             if dims is None or any(not isinstance(d, int) for d in dims):
-                raise ShapeError(f"input {name!r} has a dynamic shape {_fmt(dims)}: give its size in "
-                                 f"input_size_list")
+                raise ShapeError(f"input {name!r} has a dynamic shape {_fmt(dims)}: give its size in input_size_list")
             out[name] = tuple(dims)
     return out
 
@@ -237,7 +244,9 @@ def _frozen_inputs(names, declared, vi_source, values) -> "dict[str, np.ndarray]
         if et:
             a = a.astype(_np_dtype(et))
         dims = declared.get(name)
-        if dims is not None and (len(dims) != a.ndim or any(isinstance(d, int) and d != s for d, s in zip(dims, a.shape))):
+        if dims is not None and (
+            len(dims) != a.ndim or any(isinstance(d, int) and d != s for d, s in zip(dims, a.shape))
+        ):
             raise ShapeError(f"input_initial_val for {name!r} has shape {a.shape}; the input is {_fmt(dims)}")
         out[name] = a
     return out
@@ -321,8 +330,9 @@ def _constant_value(node, desc: str) -> np.ndarray:
 # entry point
 
 
-def import_onnx(model, inputs=None, input_size_list=None, outputs=None, *, input_initial_val=None,
-                fold_constants: bool = True) -> Graph:
+def import_onnx(
+    model, inputs=None, input_size_list=None, outputs=None, *, input_initial_val=None, fold_constants: bool = True
+) -> Graph:
     """Imports an ONNX model into npuemu's IR.
 
     Args:
@@ -361,7 +371,9 @@ def import_onnx(model, inputs=None, input_size_list=None, outputs=None, *, input
     if cut_inside:
         try:
             full = shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
-            vi_source = {v.name: v for v in list(full.graph.value_info) + list(full.graph.input) + list(full.graph.output)}
+            vi_source = {
+                v.name: v for v in list(full.graph.value_info) + list(full.graph.input) + list(full.graph.output)
+            }
         except Exception:
             vi_source = {}
     else:
@@ -375,8 +387,9 @@ def import_onnx(model, inputs=None, input_size_list=None, outputs=None, *, input
         keep = [i for i, n in enumerate(in_names) if n not in frozen]
         if input_size_list is not None:
             if len(input_size_list) != len(in_names):
-                raise ShapeError(f"input_size_list has {len(input_size_list)} shapes for {len(in_names)} inputs "
-                                 f"{in_names}")
+                raise ShapeError(
+                    f"input_size_list has {len(input_size_list)} shapes for {len(in_names)} inputs {in_names}"
+                )
             input_size_list = [input_size_list[i] for i in keep]
         in_names = [in_names[i] for i in keep]
     in_shapes = _fix_input_shapes(in_names, declared, input_size_list)
@@ -433,8 +446,14 @@ def import_onnx(model, inputs=None, input_size_list=None, outputs=None, *, input
             continue
         attrs = {a.name: _attr_value(a, desc) for a in node.attribute}
         attrs["_since"] = versions[name]  # consumed by the legacy rewrite below
-        ir = Node(node.op_type, name, list(node.input), list(node.output), attrs,
-                  "" if node.domain == "ai.onnx" else node.domain)
+        ir = Node(
+            node.op_type,
+            name,
+            list(node.input),
+            list(node.output),
+            attrs,
+            "" if node.domain == "ai.onnx" else node.domain,
+        )
         for o in node.output:
             if not o:
                 continue
@@ -462,8 +481,23 @@ def import_onnx(model, inputs=None, input_size_list=None, outputs=None, *, input
 def _supported_dtypes() -> "set[np.dtype]":
     from onnx import helper
 
-    out = {np.dtype(t) for t in (np.bool_, np.float16, np.float32, np.float64, np.int8, np.int16, np.int32,
-                                 np.int64, np.uint8, np.uint16, np.uint32, np.uint64)}
+    out = {
+        np.dtype(t)
+        for t in (
+            np.bool_,
+            np.float16,
+            np.float32,
+            np.float64,
+            np.int8,
+            np.int16,
+            np.int32,
+            np.int64,
+            np.uint8,
+            np.uint16,
+            np.uint32,
+            np.uint64,
+        )
+    }
     try:
         out.add(np.dtype(helper.tensor_dtype_to_np_dtype(16)))  # bfloat16
     except Exception:  # pragma: no cover
@@ -476,8 +510,10 @@ def _check_dtypes(graph: Graph) -> None:
     ok = _supported_dtypes() | {_UNKNOWN}
     for name, v in graph.values.items():
         if v.dtype not in ok:
-            raise ModelError(f"tensor {name!r} has element type {v.dtype}, which npuemu does not support "
-                             "(bool, 8-64-bit integers, float16, bfloat16, float32, float64)")
+            raise ModelError(
+                f"tensor {name!r} has element type {v.dtype}, which npuemu does not support "
+                "(bool, 8-64-bit integers, float16, bfloat16, float32, float64)"
+            )
 
 
 def _elem_type(vi) -> int:
@@ -511,15 +547,21 @@ def _check_op(node, name: str, opsets: "dict[str, int]") -> int:
         raise UnsupportedOpError(node.op_type, name, f"npuemu supports: {', '.join(supported_ops())}", domain)
     v = schema_version(node.op_type, opsets[domain], domain)
     if v is None:
-        raise UnsupportedOpError(node.op_type, name, f"onnx defines no {node.op_type} at opset {opsets[domain]}",
-                                 domain)
+        raise UnsupportedOpError(
+            node.op_type, name, f"onnx defines no {node.op_type} at opset {opsets[domain]}", domain
+        )
     if not vers[0] <= v <= vers[1]:
         from ..reference.registry import opset_range
 
         rng = opset_range(node.op_type, vers, domain)
-        raise UnsupportedOpError(node.op_type, name, f"version {v} (model opset {opsets[domain]}) is not supported; "
-                                 f"supported model opsets: {rng[0]}..{rng[1]}" if rng else "no version supported",
-                                 domain)
+        raise UnsupportedOpError(
+            node.op_type,
+            name,
+            f"version {v} (model opset {opsets[domain]}) is not supported; supported model opsets: {rng[0]}..{rng[1]}"
+            if rng
+            else "no version supported",
+            domain,
+        )
     return v
 
 
@@ -598,8 +640,10 @@ def _infer_by_running(graph: Graph, node: Node) -> None:
             ins.append(v.const)
             continue
         if i in dep:
-            raise ShapeError(f"{node.op_type} node {node.name!r}: the shape of its output depends on the "
-                             f"values of {name!r}, which are only known at run time")
+            raise ShapeError(
+                f"{node.op_type} node {node.name!r}: the shape of its output depends on the "
+                f"values of {name!r}, which are only known at run time"
+            )
         if v.shape is None or v.dtype == _UNKNOWN:
             raise ShapeError(f"{node.op_type} node {node.name!r}: input {name!r} has no static shape")
         ins.append(np.zeros(v.shape, dtype=v.dtype if v.dtype.kind in "iub" else np.float32))

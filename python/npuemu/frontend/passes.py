@@ -45,17 +45,45 @@ __all__ = [
 
 # ops never folded: random generators (values differ per run) and, by default, Q/DQ (kept for the
 # quantizer)
-_NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
-                     "Bernoulli"}
+_NONDETERMINISTIC = {
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+}
 _QDQ = {"QuantizeLinear", "DequantizeLinear"}
 
 # input positions whose values (not only shapes) determine the output shape
 _SHAPE_INPUTS = {
-    "Reshape": {1}, "Expand": {1}, "Tile": {1}, "ConstantOfShape": {0}, "Range": {0, 1, 2}, "Slice": {1, 2, 3, 4},
-    "Pad": {1, 3}, "Resize": {2, 3}, "Upsample": {1}, "Squeeze": {1}, "Unsqueeze": {1}, "Split": {1},
-    "TopK": {1}, "OneHot": {1}, "ReduceSum": {1}, "ReduceMean": {1}, "ReduceMax": {1}, "ReduceMin": {1},
-    "ReduceProd": {1}, "ReduceL1": {1}, "ReduceL2": {1}, "ReduceLogSum": {1}, "ReduceLogSumExp": {1},
-    "ReduceSumSquare": {1}, "CumSum": set(), "NonZero": {0}, "Compress": {1},
+    "Reshape": {1},
+    "Expand": {1},
+    "Tile": {1},
+    "ConstantOfShape": {0},
+    "Range": {0, 1, 2},
+    "Slice": {1, 2, 3, 4},
+    "Pad": {1, 3},
+    "Resize": {2, 3},
+    "Upsample": {1},
+    "Squeeze": {1},
+    "Unsqueeze": {1},
+    "Split": {1},
+    "TopK": {1},
+    "OneHot": {1},
+    "ReduceSum": {1},
+    "ReduceMean": {1},
+    "ReduceMax": {1},
+    "ReduceMin": {1},
+    "ReduceProd": {1},
+    "ReduceL1": {1},
+    "ReduceL2": {1},
+    "ReduceLogSum": {1},
+    "ReduceLogSumExp": {1},
+    "ReduceSumSquare": {1},
+    "CumSum": set(),
+    "NonZero": {0},
+    "Compress": {1},
 }
 
 
@@ -293,8 +321,12 @@ def fold_batchnorm(graph: Graph) -> Graph:
     dead = set()
     new_nodes = []
     for n in g.nodes:
-        if n.op_type != "BatchNormalization" or n.domain or n.attrs.get("training_mode", 0) or any(
-                o for o in n.outputs[1:]):
+        if (
+            n.op_type != "BatchNormalization"
+            or n.domain
+            or n.attrs.get("training_mode", 0)
+            or any(o for o in n.outputs[1:])
+        ):
             new_nodes.append(n)
             continue
         x = n.inputs[0]
@@ -306,8 +338,14 @@ def fold_batchnorm(graph: Graph) -> Graph:
         a = scale / np.sqrt(var + n.attrs.get("epsilon", 1e-5))
         b = bias - mean * a
         p = producers.get(x)
-        if (p is not None and p.op_type in _WEIGHTED and not p.domain and not _fused(p)
-                and _single_reader(g, x, cons) and _scale_output_channels(g, p, a, b)):
+        if (
+            p is not None
+            and p.op_type in _WEIGHTED
+            and not p.domain
+            and not _fused(p)
+            and _single_reader(g, x, cons)
+            and _scale_output_channels(g, p, a, b)
+        ):
             p.outputs = [n.outputs[0] if o == x else o for o in p.outputs]
             g.values[n.outputs[0]].shape = g.values[x].shape
             dead.add(id(n))
@@ -321,8 +359,12 @@ def fold_batchnorm(graph: Graph) -> Graph:
         from ..ir import Value
 
         g.values[mid] = Value(mid, shape, g.values[x].dtype)
-        mul = Node("Mul", g.unique_name(f"{n.name}/scale"), [x, g.add_const(f"{n.name}/a", a.reshape(cshape).astype(dt))],
-                   [mid])
+        mul = Node(
+            "Mul",
+            g.unique_name(f"{n.name}/scale"),
+            [x, g.add_const(f"{n.name}/a", a.reshape(cshape).astype(dt))],
+            [mid],
+        )
         add = Node("Add", n.name, [mid, g.add_const(f"{n.name}/b", b.reshape(cshape).astype(dt))], [n.outputs[0]])
         new_nodes.extend([mul, add])
     g.nodes = new_nodes
@@ -405,8 +447,14 @@ def fold_channel_affine(graph: Graph) -> Graph:
             except ValueError:
                 continue
             p = producers.get(x)
-            if (p is not None and p.op_type in _WEIGHTED and not p.domain and not _fused(p)
-                    and _single_reader(g, x, cons) and len(xv.shape) >= 2):
+            if (
+                p is not None
+                and p.op_type in _WEIGHTED
+                and not p.domain
+                and not _fused(p)
+                and _single_reader(g, x, cons)
+                and len(xv.shape) >= 2
+            ):
                 ch = xv.shape[1]
                 sv, bv = _channel_vector(S, xv.shape, ch), _channel_vector(B, xv.shape, ch)
                 if sv is not None and bv is not None and _scale_output_channels(g, p, sv, bv):
@@ -427,14 +475,16 @@ def fold_channel_affine(graph: Graph) -> Graph:
                     from ..ir import Value
 
                     g.values[mid] = Value(mid, xv.shape, dt)
-                nodes.append(Node("Mul", g.unique_name(f"{n.name}/mul"), [cur, g.add_const(f"{n.name}/s", S.astype(dt))],
-                                  [mid]))
+                nodes.append(
+                    Node("Mul", g.unique_name(f"{n.name}/mul"), [cur, g.add_const(f"{n.name}/s", S.astype(dt))], [mid])
+                )
                 cur = mid
             if emit_add or not nodes:
-                nodes.append(Node("Add", g.unique_name(f"{n.name}/add"), [cur, g.add_const(f"{n.name}/b", B.astype(dt))],
-                                  [out]))
+                nodes.append(
+                    Node("Add", g.unique_name(f"{n.name}/add"), [cur, g.add_const(f"{n.name}/b", B.astype(dt))], [out])
+                )
             idx = g.nodes.index(n)
-            g.nodes[idx:idx + 1] = nodes
+            g.nodes[idx : idx + 1] = nodes
             _remove(g, {id(c) for c in chain if c is not n})
             changed = True
             break
@@ -462,8 +512,11 @@ def fuse_silu(graph: Graph) -> Graph:
                 continue  # x is broadcast by the Mul: not the element-wise pattern
             if p.op_type == "Sigmoid":
                 n.op_type, n.attrs = "Swish", {"alpha": 1.0}
-            elif (p.op_type == "HardSigmoid" and abs(p.attrs.get("alpha", 0.2) - 1 / 6) < 1e-6
-                  and abs(p.attrs.get("beta", 0.5) - 0.5) < 1e-6):
+            elif (
+                p.op_type == "HardSigmoid"
+                and abs(p.attrs.get("alpha", 0.2) - 1 / 6) < 1e-6
+                and abs(p.attrs.get("beta", 0.5) - 0.5) < 1e-6
+            ):
                 n.op_type, n.attrs = "HardSwish", {}
             else:
                 continue
@@ -494,8 +547,14 @@ def fuse_conv_add(graph: Graph) -> Graph:
             cands = []
             for y, z in ((a, b), (b, a)):
                 p = producers.get(y)
-                if (p is None or p.op_type != "Conv" or p.domain or _fused(p) or not _single_reader(g, y, cons)
-                        or y == z):
+                if (
+                    p is None
+                    or p.op_type != "Conv"
+                    or p.domain
+                    or _fused(p)
+                    or not _single_reader(g, y, cons)
+                    or y == z
+                ):
                     continue
                 if g.is_const(z) or g.values[z].shape != out_shape or g.values[y].shape != out_shape:
                     continue
@@ -567,8 +626,14 @@ def fuse_activations(graph: Graph) -> Graph:
             continue
         x = n.inputs[0]
         p = producers.get(x)
-        if (p is None or p.op_type not in _FUSE_TARGETS or p.domain or "_act" in p.attrs
-                or not _single_reader(g, x, cons) or g.values[x].dtype.kind != "f"):
+        if (
+            p is None
+            or p.op_type not in _FUSE_TARGETS
+            or p.domain
+            or "_act" in p.attrs
+            or not _single_reader(g, x, cons)
+            or g.values[x].dtype.kind != "f"
+        ):
             continue
         p.attrs["_act"] = act
         p.outputs = [n.outputs[0] if o == x else o for o in p.outputs]

@@ -54,13 +54,16 @@ def supported_ops() -> "dict[str, tuple[int, int] | None]":
     return out
 
 
-def run_node(node: Node, inputs: "list[np.ndarray | None]", addend: "np.ndarray | None" = None,
-             declared: "list[np.dtype | None] | None" = None) -> "list[np.ndarray]":
+def run_node(
+    node: Node,
+    inputs: "list[np.ndarray | None]",
+    addend: "np.ndarray | None" = None,
+    declared: "list[np.dtype | None] | None" = None,
+) -> "list[np.ndarray]":
     """Runs one node (and its fused ``_add`` / ``_act`` post-ops) on executor-storage arrays."""
     impl = lookup(node.op_type, node.domain)
     if impl is None:
-        raise UnsupportedOpError(node.op_type, node.name, "the golden executor has no implementation",
-                                 node.domain)
+        raise UnsupportedOpError(node.op_type, node.name, "the golden executor has no implementation", node.domain)
     with np.errstate(all="ignore"):
         try:
             outs = impl.fn(node, inputs)
@@ -77,8 +80,9 @@ def run_node(node: Node, inputs: "list[np.ndarray | None]", addend: "np.ndarray 
                 if addend is None:
                     raise ExecutionError(node.op_type, node.name, f"fused operand {node.attrs['_add']!r} missing")
                 if addend.shape != y.shape:
-                    raise ExecutionError(node.op_type, node.name,
-                                         f"fused add operand shape {addend.shape} != output shape {y.shape}")
+                    raise ExecutionError(
+                        node.op_type, node.name, f"fused add operand shape {addend.shape} != output shape {y.shape}"
+                    )
                 y = y + addend
             if "_act" in node.attrs:
                 y = apply_activation(tuple(node.attrs["_act"]), y)
@@ -87,8 +91,9 @@ def run_node(node: Node, inputs: "list[np.ndarray | None]", addend: "np.ndarray 
     return [_storage(o, d) for o, d in zip(outs, declared)]
 
 
-def run_graph(graph: Graph, feeds: "dict[str, np.ndarray]", *, keep: "bool | set[str]" = False,
-              check_shapes: bool = True) -> "dict[str, np.ndarray]":
+def run_graph(
+    graph: Graph, feeds: "dict[str, np.ndarray]", *, keep: "bool | set[str]" = False, check_shapes: bool = True
+) -> "dict[str, np.ndarray]":
     """Runs ``graph`` on ``feeds`` (graph input name -> array) and returns its outputs by name.
 
     ``keep=True`` also returns every intermediate value (and the constants the nodes read); a set of
@@ -138,8 +143,9 @@ def run_graph(graph: Graph, feeds: "dict[str, np.ndarray]", *, keep: "bool | set
         declared = [graph.values[o].dtype if o in graph.values else None for o in node.outputs]
         outs = run_node(node, ins, addend, declared)
         if len(outs) < len([o for o in node.outputs if o]):
-            raise ExecutionError(node.op_type, node.name, f"produced {len(outs)} outputs, the node names "
-                                 f"{len(node.outputs)}")
+            raise ExecutionError(
+                node.op_type, node.name, f"produced {len(outs)} outputs, the node names {len(node.outputs)}"
+            )
         for name, val in zip(node.outputs, outs):
             if name:
                 env[name] = val

@@ -95,12 +95,37 @@ _UNARY = {
 }
 
 _UNARY_VERSIONS = {
-    "Abs": (6, 13), "Neg": (6, 13), "Reciprocal": (6, 13), "Floor": (6, 13), "Ceil": (6, 13),
-    "Round": (11, 22), "Sqrt": (6, 13), "Exp": (6, 13), "Log": (6, 13), "Sin": (7, 22), "Cos": (7, 22),
-    "Tan": (7, 22), "Asin": (7, 22), "Acos": (7, 22), "Atan": (7, 22), "Sinh": (9, 22), "Cosh": (9, 22),
-    "Asinh": (9, 22), "Acosh": (9, 22), "Atanh": (9, 22), "Tanh": (6, 13), "Sign": (9, 13), "Erf": (9, 13),
-    "Relu": (6, 14), "Sigmoid": (6, 13), "Softsign": (1, 22), "Softplus": (1, 22), "Mish": (18, 22),
-    "IsNaN": (9, 20), "Not": (1, 1), "Identity": (1, 25),
+    "Abs": (6, 13),
+    "Neg": (6, 13),
+    "Reciprocal": (6, 13),
+    "Floor": (6, 13),
+    "Ceil": (6, 13),
+    "Round": (11, 22),
+    "Sqrt": (6, 13),
+    "Exp": (6, 13),
+    "Log": (6, 13),
+    "Sin": (7, 22),
+    "Cos": (7, 22),
+    "Tan": (7, 22),
+    "Asin": (7, 22),
+    "Acos": (7, 22),
+    "Atan": (7, 22),
+    "Sinh": (9, 22),
+    "Cosh": (9, 22),
+    "Asinh": (9, 22),
+    "Acosh": (9, 22),
+    "Atanh": (9, 22),
+    "Tanh": (6, 13),
+    "Sign": (9, 13),
+    "Erf": (9, 13),
+    "Relu": (6, 14),
+    "Sigmoid": (6, 13),
+    "Softsign": (1, 22),
+    "Softplus": (1, 22),
+    "Mish": (18, 22),
+    "IsNaN": (9, 20),
+    "Not": (1, 1),
+    "Identity": (1, 25),
 }
 
 
@@ -369,18 +394,43 @@ def round_to_bfloat16(x: np.ndarray) -> np.ndarray:
 
 # TensorProto element type -> numpy dtype the executor stores it as.
 _CAST_TARGETS = {
-    1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32, 7: np.int64,
-    9: np.bool_, 10: np.float32, 11: np.float32, 12: np.uint32, 13: np.uint64, 16: np.float32,
+    1: np.float32,
+    2: np.uint8,
+    3: np.int8,
+    4: np.uint16,
+    5: np.int16,
+    6: np.int32,
+    7: np.int64,
+    9: np.bool_,
+    10: np.float32,
+    11: np.float32,
+    12: np.uint32,
+    13: np.uint64,
+    16: np.float32,
 }
-_ELEM_NAMES = {8: "STRING", 14: "COMPLEX64", 15: "COMPLEX128", 17: "FLOAT8E4M3FN", 18: "FLOAT8E4M3FNUZ",
-               19: "FLOAT8E5M2", 20: "FLOAT8E5M2FNUZ", 21: "UINT4", 22: "INT4", 23: "FLOAT4E2M1",
-               24: "FLOAT8E8M0", 25: "UINT2", 26: "INT2"}
+_ELEM_NAMES = {
+    8: "STRING",
+    14: "COMPLEX64",
+    15: "COMPLEX128",
+    17: "FLOAT8E4M3FN",
+    18: "FLOAT8E4M3FNUZ",
+    19: "FLOAT8E5M2",
+    20: "FLOAT8E5M2FNUZ",
+    21: "UINT4",
+    22: "INT4",
+    23: "FLOAT4E2M1",
+    24: "FLOAT8E8M0",
+    25: "UINT2",
+    26: "INT2",
+}
 
 
 def cast_to(x: np.ndarray, to: int) -> np.ndarray:
     if to not in _CAST_TARGETS:
-        raise ValueError(f"Cast to element type {_ELEM_NAMES.get(to, to)} is not supported "
-                         "(the executor handles bool, 8/16/32/64-bit integers and float types)")
+        raise ValueError(
+            f"Cast to element type {_ELEM_NAMES.get(to, to)} is not supported "
+            "(the executor handles bool, 8/16/32/64-bit integers and float types)"
+        )
     if x.dtype.kind in "OSU":
         raise ValueError(f"Cast from {x.dtype} tensors is not supported")
     if to == 9:

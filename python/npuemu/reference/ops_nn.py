@@ -110,8 +110,18 @@ def _conv(node, ins):
     ks = _a(node, "kernel_shape", None)
     if ks is not None and tuple(ks) != tuple(w.shape[2:]):
         raise ValueError(f"Conv kernel_shape {ks} does not match the weight {w.shape}")
-    return [conv2d_nchw(x, w, b, _a(node, "strides", None), _a(node, "pads", None), _a(node, "dilations", None),
-                        _a(node, "group", 1), _a(node, "auto_pad", "NOTSET"))]
+    return [
+        conv2d_nchw(
+            x,
+            w,
+            b,
+            _a(node, "strides", None),
+            _a(node, "pads", None),
+            _a(node, "dilations", None),
+            _a(node, "group", 1),
+            _a(node, "auto_pad", "NOTSET"),
+        )
+    ]
 
 
 def conv_transpose_geometry(in_sp, k, s, d, out_pad, pads, auto_pad, output_shape):
@@ -135,8 +145,18 @@ def conv_transpose_geometry(in_sp, k, s, d, out_pad, pads, auto_pad, output_shap
     return p, [full[i] - p[i][0] - p[i][1] for i in range(n)]
 
 
-def conv_transpose_nchw(x, w, b=None, strides=None, pads=None, dilations=None, group=1, auto_pad="NOTSET",
-                        output_padding=None, output_shape=None):
+def conv_transpose_nchw(
+    x,
+    w,
+    b=None,
+    strides=None,
+    pads=None,
+    dilations=None,
+    group=1,
+    auto_pad="NOTSET",
+    output_padding=None,
+    output_shape=None,
+):
     x, w = _f32(x), _f32(w)
     n_sp = x.ndim - 2
     k = list(w.shape[2:])
@@ -162,8 +182,10 @@ def conv_transpose_nchw(x, w, b=None, strides=None, pads=None, dilations=None, g
     off = [max(-bi, 0) for bi in begin]  # negative pads grow the output at the front
     buf = np.zeros((N, M) + tuple(f + o for f, o in zip(full, off)), dtype=np.float32)
     for k_idx in itertools.product(*[range(kx) for kx in k]):
-        sl = tuple(slice(off[i] + k_idx[i] * d[i], off[i] + k_idx[i] * d[i] + s[i] * (in_sp[i] - 1) + 1, s[i])
-                   for i in range(n_sp))
+        sl = tuple(
+            slice(off[i] + k_idx[i] * d[i], off[i] + k_idx[i] * d[i] + s[i] * (in_sp[i] - 1) + 1, s[i])
+            for i in range(n_sp)
+        )
         buf[(slice(None), slice(None)) + sl] += cols[(slice(None), slice(None)) + tuple(k_idx)]
     crop = tuple(slice(off[i] + begin[i], off[i] + begin[i] + out[i]) for i in range(n_sp))
     y = np.ascontiguousarray(buf[(slice(None), slice(None)) + crop])
@@ -176,9 +198,20 @@ def conv_transpose_nchw(x, w, b=None, strides=None, pads=None, dilations=None, g
 def _conv_transpose(node, ins):
     x, w = ins[0], ins[1]
     b = ins[2] if len(ins) > 2 else None
-    return [conv_transpose_nchw(x, w, b, _a(node, "strides", None), _a(node, "pads", None),
-                                _a(node, "dilations", None), _a(node, "group", 1), _a(node, "auto_pad", "NOTSET"),
-                                _a(node, "output_padding", None), _a(node, "output_shape", None))]
+    return [
+        conv_transpose_nchw(
+            x,
+            w,
+            b,
+            _a(node, "strides", None),
+            _a(node, "pads", None),
+            _a(node, "dilations", None),
+            _a(node, "group", 1),
+            _a(node, "auto_pad", "NOTSET"),
+            _a(node, "output_padding", None),
+            _a(node, "output_shape", None),
+        )
+    ]
 
 
 @register("MatMul", (1, 13))
@@ -239,8 +272,9 @@ def _pool(node, x, kind):
     k = list(node.attrs["kernel_shape"])
     s = list(_a(node, "strides", None) or [1] * n_sp)
     d = list(_a(node, "dilations", None) or [1] * n_sp)
-    p, out, extra = pool_geometry(x.shape[2:], k, s, d, _a(node, "pads", None), _a(node, "auto_pad", "NOTSET"),
-                                  _a(node, "ceil_mode", 0))
+    p, out, extra = pool_geometry(
+        x.shape[2:], k, s, d, _a(node, "pads", None), _a(node, "auto_pad", "NOTSET"), _a(node, "ceil_mode", 0)
+    )
     full = [(b, e + x_) for (b, e), x_ in zip(p, extra)]
     taps = list(itertools.product(*[range(kk) for kk in k]))
     if kind == "max":

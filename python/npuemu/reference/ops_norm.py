@@ -40,7 +40,9 @@ def _batch_norm(node, ins):
         mom = _a(node, "momentum", 0.9)
         red = tuple(i for i in range(x.ndim) if i != 1)
         bm, bv = x64.mean(axis=red), x64.var(axis=red)
-        y = (x64 - _bcast(bm, x.ndim)) / np.sqrt(_bcast(bv, x.ndim) + eps) * _bcast(scale, x.ndim) + _bcast(bias, x.ndim)
+        y = (x64 - _bcast(bm, x.ndim)) / np.sqrt(_bcast(bv, x.ndim) + eps) * _bcast(scale, x.ndim) + _bcast(
+            bias, x.ndim
+        )
         outs = [y.astype(np.float32)]
         if len(node.outputs) > 1:
             outs.append((np.asarray(mean, np.float64) * mom + bm * (1 - mom)).astype(np.float32))

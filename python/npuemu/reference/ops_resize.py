@@ -22,8 +22,15 @@ import numpy as np
 from .registry import register
 
 _MODES = ("nearest", "linear", "cubic")
-_COORD = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
-          "tf_half_pixel_for_nn", "tf_crop_and_resize")
+_COORD = (
+    "half_pixel",
+    "half_pixel_symmetric",
+    "pytorch_half_pixel",
+    "align_corners",
+    "asymmetric",
+    "tf_half_pixel_for_nn",
+    "tf_crop_and_resize",
+)
 _NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 
 
@@ -66,8 +73,16 @@ def _cubic(t: np.ndarray, a: float) -> np.ndarray:
     return w
 
 
-def axis_taps(x: np.ndarray, in_len: int, scale: float, mode: str, nearest_mode: str, cubic_a: float,
-              antialias: bool, exclude_outside: bool):
+def axis_taps(
+    x: np.ndarray,
+    in_len: int,
+    scale: float,
+    mode: str,
+    nearest_mode: str,
+    cubic_a: float,
+    antialias: bool,
+    exclude_outside: bool,
+):
     """(indices [O, T] clamped into the input, weights [O, T]) for source coordinates ``x``."""
     x0 = np.ceil(x).astype(np.int64) - 1
     r = x - x0  # in (0, 1]
@@ -140,8 +155,10 @@ def resize_plan(in_shape, roi, scales, sizes, axes=None, keep_aspect_ratio_polic
             for i, a in enumerate(axes):
                 scale[a], out[a] = ratios[i], sizes[i]
         else:
-            raise ValueError(f"Resize keep_aspect_ratio_policy {keep_aspect_ratio_policy!r} is not stretch, "
-                             "not_larger or not_smaller")
+            raise ValueError(
+                f"Resize keep_aspect_ratio_policy {keep_aspect_ratio_policy!r} is not stretch, "
+                "not_larger or not_smaller"
+            )
     elif scales is not None and np.asarray(scales).size:
         sc = [float(v) for v in np.asarray(scales).reshape(-1)]
         if len(sc) != len(axes):
@@ -156,10 +173,22 @@ def resize_plan(in_shape, roi, scales, sizes, axes=None, keep_aspect_ratio_polic
     return scale, out, roi_full
 
 
-def resize(x: np.ndarray, roi=None, scales=None, sizes=None, *, mode="nearest",
-           coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_floor", cubic_coeff_a=-0.75,
-           exclude_outside=0, extrapolation_value=0.0, antialias=0, axes=None,
-           keep_aspect_ratio_policy="stretch") -> np.ndarray:
+def resize(
+    x: np.ndarray,
+    roi=None,
+    scales=None,
+    sizes=None,
+    *,
+    mode="nearest",
+    coordinate_transformation_mode="half_pixel",
+    nearest_mode="round_prefer_floor",
+    cubic_coeff_a=-0.75,
+    exclude_outside=0,
+    extrapolation_value=0.0,
+    antialias=0,
+    axes=None,
+    keep_aspect_ratio_policy="stretch",
+) -> np.ndarray:
     scale, out, roi_full = resize_plan(x.shape, roi, scales, sizes, axes, keep_aspect_ratio_policy)
     is_float = x.dtype.kind == "f"
     y = np.asarray(x, np.float64) if not (is_float and mode == "nearest") else x
@@ -168,8 +197,9 @@ def resize(x: np.ndarray, roi=None, scales=None, sizes=None, *, mode="nearest",
         if out[a] == x.shape[a] and scale[a] == 1.0 and roi_full[a] == (0.0, 1.0):
             continue
         src, mask = source_coords(coordinate_transformation_mode, out[a], x.shape[a], scale[a], roi_full[a])
-        idx, w = axis_taps(src, x.shape[a], scale[a], mode, nearest_mode, cubic_coeff_a, bool(antialias),
-                           bool(exclude_outside))
+        idx, w = axis_taps(
+            src, x.shape[a], scale[a], mode, nearest_mode, cubic_coeff_a, bool(antialias), bool(exclude_outside)
+        )
         if mode == "nearest":
             sel = idx[np.arange(out[a]), np.argmax(w, axis=1)]
             y = np.take(y, sel, axis=a)
@@ -203,9 +233,20 @@ def _resize(node, ins):
     scales = ins[2] if len(ins) > 2 else None
     sizes = ins[3] if len(ins) > 3 else None
     a = node.attrs
-    return [resize(x, roi, scales, sizes, mode=a.get("mode", "nearest"),
-                   coordinate_transformation_mode=a.get("coordinate_transformation_mode", "half_pixel"),
-                   nearest_mode=a.get("nearest_mode", "round_prefer_floor"),
-                   cubic_coeff_a=a.get("cubic_coeff_a", -0.75), exclude_outside=a.get("exclude_outside", 0),
-                   extrapolation_value=a.get("extrapolation_value", 0.0), antialias=a.get("antialias", 0),
-                   axes=a.get("axes", None), keep_aspect_ratio_policy=a.get("keep_aspect_ratio_policy", "stretch"))]
+    return [
+        resize(
+            x,
+            roi,
+            scales,
+            sizes,
+            mode=a.get("mode", "nearest"),
+            coordinate_transformation_mode=a.get("coordinate_transformation_mode", "half_pixel"),
+            nearest_mode=a.get("nearest_mode", "round_prefer_floor"),
+            cubic_coeff_a=a.get("cubic_coeff_a", -0.75),
+            exclude_outside=a.get("exclude_outside", 0),
+            extrapolation_value=a.get("extrapolation_value", 0.0),
+            antialias=a.get("antialias", 0),
+            axes=a.get("axes", None),
+            keep_aspect_ratio_policy=a.get("keep_aspect_ratio_policy", "stretch"),
+        )
+    ]

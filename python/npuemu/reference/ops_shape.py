@@ -196,11 +196,11 @@ def _gather_nd(node, ins):
     nb = int(np.prod(batch, dtype=np.int64))
     xb = x.reshape((nb,) + x.shape[b:])
     ib = idx.reshape((nb, -1, k))
-    dims = np.array(x.shape[b:b + k])
+    dims = np.array(x.shape[b : b + k])
     ib = np.where(ib < 0, ib + dims, ib)
     out = [xb[i][tuple(ib[i].T)] for i in range(nb)]
-    res = np.stack(out) if out else np.empty((0,) + x.shape[b + k:], x.dtype)
-    return [res.reshape(idx.shape[:-1] + x.shape[b + k:])]
+    res = np.stack(out) if out else np.empty((0,) + x.shape[b + k :], x.dtype)
+    return [res.reshape(idx.shape[:-1] + x.shape[b + k :])]
 
 
 _REDUCERS = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
@@ -345,8 +345,9 @@ def _cumsum(node, ins):
     y = np.flip(x, axis) if rev else x
     c = np.cumsum(y, axis=axis, dtype=x.dtype)
     if excl:
-        c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), np.take(c, np.arange(c.shape[axis] - 1), axis=axis)],
-                           axis=axis)
+        c = np.concatenate(
+            [np.zeros_like(np.take(c, [0], axis=axis)), np.take(c, np.arange(c.shape[axis] - 1), axis=axis)], axis=axis
+        )
     return [np.flip(c, axis) if rev else c]
 
 

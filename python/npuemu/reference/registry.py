@@ -78,6 +78,9 @@ def opset_range(op_type: str, versions: "tuple[int, int]", domain: str = "") -> 
     import onnx.defs
 
     latest = onnx.defs.onnx_opset_version()
-    ok = [o for o in range(MIN_OPSET, latest + 1) if (v := schema_version(op_type, o, domain)) is not None
-          and versions[0] <= v <= versions[1]]
+    ok = [
+        o
+        for o in range(MIN_OPSET, latest + 1)
+        if (v := schema_version(op_type, o, domain)) is not None and versions[0] <= v <= versions[1]
+    ]
     return (min(ok), max(ok)) if ok else None
