@@ -615,20 +615,22 @@ def _activation_tuple(g: Graph, n: Node) -> "tuple | None":
 _FUSE_TARGETS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
-def fuse_activations(graph: Graph) -> Graph:
+def fuse_activations(graph: Graph, *, kinds: "set[str] | None" = None, targets=_FUSE_TARGETS) -> Graph:
+    """Fuses activations into their producer; ``kinds`` limits the activation kinds fused (None: all) and
+    ``targets`` the producer op types."""
     g = graph.copy()
     producers = g.producers()
     cons = _consumers(g)
     dead = set()
     for n in g.nodes:
         act = _activation_tuple(g, n)
-        if act is None:
+        if act is None or (kinds is not None and act[0] not in kinds):
             continue
         x = n.inputs[0]
         p = producers.get(x)
         if (
             p is None
-            or p.op_type not in _FUSE_TARGETS
+            or p.op_type not in targets
             or p.domain
             or "_act" in p.attrs
             or not _single_reader(g, x, cons)

@@ -8,6 +8,8 @@ special values propagate silently (numpy floating-point warnings are off inside 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..errors import ExecutionError, ModelError, ShapeError, UnsupportedOpError
@@ -16,21 +18,30 @@ from .ops_elementwise import apply_activation, round_to_bfloat16
 from .registry import implementations, lookup
 
 
+_BF16_CACHE: list = []
+
+
 def _bfloat16_dtype():
+    """onnx's numpy bfloat16 dtype, looked up only once onnx is imported: a bfloat16 array can only come
+    from a model loaded through onnx, and the runtime (RKNNLite) must not import onnx itself."""
+    if _BF16_CACHE:
+        return _BF16_CACHE[0]
+    if "onnx" not in sys.modules:
+        return None
     try:
         from onnx.helper import tensor_dtype_to_np_dtype
 
-        return np.dtype(tensor_dtype_to_np_dtype(16))
+        dt = np.dtype(tensor_dtype_to_np_dtype(16))
     except Exception:  # pragma: no cover - onnx without bfloat16 mapping
-        return None
-
-
-_BF16 = _bfloat16_dtype()
+        dt = None
+    _BF16_CACHE.append(dt)
+    return dt
 
 
 def _storage(a: np.ndarray, declared: "np.dtype | None" = None) -> np.ndarray:
     """Executor storage of an array: floats as float32 (rounded to the declared half precision)."""
     a = np.asarray(a)
+    _BF16 = _bfloat16_dtype() if a.dtype.kind == "V" or declared is not None and declared.kind == "V" else None
     if a.dtype.kind == "f" or (_BF16 is not None and a.dtype == _BF16) or a.dtype.kind == "V":
         if a.dtype != np.float32:
             a = a.astype(np.float32)

@@ -1,0 +1,57 @@
+"""The compiler: an imported graph -> NPU-ready graph passes -> calibration -> lowering to a program.
+
+>>> prog = compile_graph(graph, LowerOptions(mode="w8a8"), samples=[{"x": x0}, {"x": x1}])
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..frontend import passes as P
+from ..ir import Graph
+from ..runtime.program import Program
+from .lower import DEFAULT_LIMITS, MODES, LowerOptions, lower
+from .quantize import Ranges, calibrate
+
+__all__ = ["prepare_graph", "compile_graph", "LowerOptions", "DEFAULT_LIMITS", "MODES", "Ranges", "calibrate"]
+
+# activations the output stage of the MAC array and of the DPU's Add apply in the integer domain
+_OUTPUT_STAGE_ACTS = {"relu", "clip", "leaky_relu"}
+
+
+def prepare_graph(graph: Graph) -> Graph:
+    """The graph passes for the NPU: constant folding, Identity removal, BatchNorm and per-channel affine
+    folding, SiLU / HardSwish patterns, Relu / Clip / LeakyRelu fused into Conv / Gemm / MatMul (and
+    Relu / Clip into Add), dead-node removal. Other activations stay separate nodes (the lowering turns
+    them into lookup tables)."""
+    g = P.fold_constants(graph)
+    g = P.remove_identities(g)
+    g = P.fold_batchnorm(g)
+    g = P.fold_channel_affine(g)
+    g = P.fuse_silu(g)
+    g = P.fuse_activations(g, kinds=_OUTPUT_STAGE_ACTS, targets=("Conv", "Gemm", "MatMul"))
+    g = P.fuse_activations(g, kinds={"relu", "clip"}, targets=("Add",))
+    return P.eliminate_dead_nodes(g)
+
+
+def compile_graph(
+    graph: Graph,
+    opts: LowerOptions,
+    samples: "Iterable[dict[str, np.ndarray]] | None" = None,
+    n_samples: "int | None" = None,
+    log: "Callable[[str], None] | None" = None,
+    prepared: bool = False,
+) -> Program:
+    """Compiles ``graph`` for ``opts.mode``. ``samples`` (graph input name -> normalized float32 array)
+    calibrate a w8a8 build."""
+    g = graph if prepared else prepare_graph(graph)
+    ranges = None
+    if opts.mode == "w8a8":
+        if samples is None:
+            raise ValueError("a w8a8 build needs calibration samples")
+        ranges = calibrate(g, samples, n_samples, log)
+        if ranges.samples == 0:
+            raise ValueError("the calibration dataset has no samples")
+    return lower(g, opts, ranges, log)

@@ -1,0 +1,110 @@
+"""Calibration and quantization parameters (w8a8, ``quantized_algorithm='normal'``).
+
+Activations: int8 asymmetric per tensor from the min / max seen over the calibration samples, the range
+widened to contain 0 so that real zero is exactly representable (padding, ReLU):
+``scale = (max - min) / 255``, ``zero_point = round(-128 - min / scale)`` clamped to [-128, 127].
+Weights: int8 symmetric, ``scale = max|w| / 127`` per output channel (``quantized_method='channel'``) or
+per tensor (``'layer'``), values ``clip(round_half_even(w / scale), -127, 127)``. Bias: int32 with scale
+``x_scale * w_scale[c]``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..ir import Graph
+from ..reference import run_graph
+
+__all__ = ["Ranges", "calibrate", "activation_qparams", "quantize_weights", "quantize_bias"]
+
+
+class Ranges:
+    """Running min / max of every float tensor of a graph."""
+
+    def __init__(self) -> None:
+        self.lo: "dict[str, float]" = {}
+        self.hi: "dict[str, float]" = {}
+        self.samples = 0
+
+    def update(self, values: "dict[str, np.ndarray]") -> None:
+        for k, v in values.items():
+            if v.dtype.kind != "f" or v.size == 0:
+                continue
+            finite = v if np.isfinite(v).all() else v[np.isfinite(v)]
+            if finite.size == 0:
+                continue
+            lo, hi = float(finite.min()), float(finite.max())
+            if k in self.lo:
+                self.lo[k] = min(self.lo[k], lo)
+                self.hi[k] = max(self.hi[k], hi)
+            else:
+                self.lo[k], self.hi[k] = lo, hi
+        self.samples += 1
+
+    def get(self, name: str) -> "tuple[float, float] | None":
+        if name not in self.lo:
+            return None
+        return self.lo[name], self.hi[name]
+
+
+def calibrate(
+    graph: Graph,
+    samples: "Iterable[dict[str, np.ndarray]]",
+    total: "int | None" = None,
+    log: "Callable[[str], None] | None" = None,
+) -> Ranges:
+    """Runs the float32 graph on every sample (graph input name -> array, after mean / std) and records
+    the range of every float tensor. ``log`` receives progress lines."""
+    r = Ranges()
+    t0 = time.perf_counter()
+    last = t0
+    for i, feeds in enumerate(samples):
+        values = run_graph(graph, feeds, keep=True)
+        r.update({k: v for k, v in values.items() if not graph.is_const(k)})
+        now = time.perf_counter()
+        if log is not None and (now - last > 1.0 or i == 0 or (total is not None and i + 1 == total)):
+            last = now
+            n = f"{i + 1}/{total}" if total else f"{i + 1}"
+            log(f"calibration: {n} samples, {now - t0:.1f} s")
+    return r
+
+
+def activation_qparams(lo: float, hi: float) -> "tuple[float, int]":
+    """int8 asymmetric (scale, zero point) covering [lo, hi] and 0."""
+    lo = min(float(lo), 0.0)
+    hi = max(float(hi), 0.0)
+    scale = np.float32((hi - lo) / 255.0)
+    if not np.isfinite(scale) or scale <= 0 or scale < np.float32(1e-12):
+        return 1.0 / 255.0, 0 if hi == lo == 0 else -128
+    scale = float(scale)
+    zp = int(np.clip(np.round(-128.0 - lo / scale), -128, 127))
+    return scale, zp
+
+
+def quantize_weights(w: np.ndarray, per_channel: bool, axis: int = 0) -> "tuple[np.ndarray, np.ndarray]":
+    """Symmetric int8 weights: returns (int8 values, float32 scales: one per channel along ``axis``, or one)."""
+    w = np.asarray(w, np.float32)
+    if per_channel:
+        red = tuple(i for i in range(w.ndim) if i != axis)
+        amax = np.max(np.abs(w), axis=red) if w.ndim > 1 else np.abs(w)
+    else:
+        amax = np.array([np.max(np.abs(w))], np.float32)
+    scale = (amax.astype(np.float64) / 127.0).astype(np.float32)
+    scale[~(scale > 0)] = np.float32(1.0)  # all-zero channel: any scale represents it
+    shape = [1] * w.ndim
+    if per_channel:
+        shape[axis] = -1
+    q = np.clip(np.rint(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+    return q, scale.astype(np.float32)
+
+
+def quantize_bias(b: "np.ndarray | None", x_scale: float, w_scale: np.ndarray, channels: int) -> "np.ndarray | None":
+    """int32 bias with scale x_scale * w_scale[c], saturated to the int32 range."""
+    if b is None:
+        return None
+    s = np.float64(np.float32(x_scale)) * np.broadcast_to(w_scale.astype(np.float64), (channels,))
+    q = np.rint(np.asarray(b, np.float64).reshape(-1) / s)
+    return np.clip(q, -(2**31), 2**31 - 1).astype(np.int32)
