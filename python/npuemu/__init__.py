@@ -6,11 +6,13 @@ pooling) with ONNX semantics; see docs/arithmetic.md for the arithmetic contract
 
 from __future__ import annotations
 
-from . import _core, ops
-
 __version__ = "0.1.0"
 
-__all__ = ["ops", "isa_info", "set_isa", "list_kernels", "num_cores", "set_num_cores", "__version__"]
+from . import _core, ops  # noqa: E402
+from .api import RKNN  # noqa: E402
+from .lite import RKNNLite  # noqa: E402
+
+__all__ = ["RKNN", "RKNNLite", "ops", "isa_info", "set_isa", "list_kernels", "num_cores", "set_num_cores", "__version__"]
 
 
 def isa_info() -> dict:
