@@ -1,4 +1,4 @@
-"""Command line: ``npuemu info`` and ``npuemu selfcheck``."""
+"""Command line: ``npuemu info``, ``npuemu selfcheck`` and ``npuemu demo``."""
 
 from __future__ import annotations
 
@@ -63,15 +63,25 @@ def cmd_selfcheck(args) -> int:
     return 1 if failures else 0
 
 
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(core_mask=args.core_mask, verbose=args.verbose)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="npuemu", description="Bit-exact RKNPU emulator")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("info", help="CPU tier, emulated cores and registered kernels")
     p = sub.add_parser("selfcheck", help="check every kernel bit-exactly against the reference and time it")
     p.add_argument("--repeat", type=int, default=5)
+    p = sub.add_parser("demo", help="the RKNN flow on the bundled digits CNN: fp32 / fp16 / int8 accuracy, cosine, "
+                                    "timing, export and RKNNLite")
+    p.add_argument("--core-mask", type=int, default=0, help="RKNN core mask (0 auto, 1, 2, 4, 3, 7)")
+    p.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
-        return {"info": cmd_info, "selfcheck": cmd_selfcheck}[args.cmd](args)
+        return {"info": cmd_info, "selfcheck": cmd_selfcheck, "demo": cmd_demo}[args.cmd](args)
     except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ from ..errors import ModelError, UnsupportedOpError
 from ..ir import Graph, Node
 from ..reference import lookup, run_node
 from ..runtime.program import Program, Step, TensorSpec
+from ..runtime.program import quantize_f32
 from .quantize import Ranges, activation_qparams, quantize_bias, quantize_weights
 
 __all__ = ["LowerOptions", "lower", "DEFAULT_LIMITS", "MODES"]
@@ -57,10 +58,13 @@ _LUT_OK = _ELEMENTWISE
 # data movement: output elements are input elements (quantization kept)
 _MOVE = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Slice", "Split", "Gather",
          "Tile", "Expand", "DepthToSpace", "SpaceToDepth"}  # fmt: skip
+# op types with an NPU lowering in int8 builds (others run on the CPU)
+_NPU_OPS_BASE = {"Conv", "Gemm", "MatMul", "Add", "Mul", "MaxPool", "AveragePool", "GlobalAveragePool", "Concat"}
 _ALIAS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}  # a view of the input buffer
 
 # ops the NPU runs as data movement when they read a stored (int8 / float16) tensor
 _NPU_MOVE = _MOVE | {"Resize"}
+_NPU_OPS = _NPU_OPS_BASE | _NPU_MOVE
 
 
 @dataclass
@@ -115,6 +119,7 @@ class _Lowerer:
             for r in n.refs:
                 self.consumers.setdefault(r, []).append(n)
         self.qp_override: "dict[str, tuple[float, int]]" = {}
+        self.skip: "set[int]" = set()  # nodes folded into an earlier step
 
     # --- tensors --------------------------------------------------------------------------------------
     def shape(self, v: str) -> "tuple[int, ...]":
@@ -130,6 +135,12 @@ class _Lowerer:
         if r is None:
             raise ModelError(f"no calibration range for tensor {v!r}")
         return activation_qparams(*r)
+
+    def wide_qparams(self, v: str) -> "tuple[float, int]":
+        r = self.ranges.get(v) if self.ranges is not None else None
+        if r is None:
+            raise ModelError(f"no calibration range for tensor {v!r}")
+        return wide_qparams(*r)
 
     def new_tensor(self, name: str, shape, dtype: str, qp=None) -> str:
         if name in self.tensors:
@@ -158,7 +169,10 @@ class _Lowerer:
         if form in reps:
             return reps[form]
         shape = self.shape(v)
-        if form == "q":
+        if form == "q" and "w" in reps:
+            ys, yz = self.qparams(v)
+            t = self.requant(reps["w"], ys, yz, v)
+        elif form == "q":
             src = reps.get("f") or reps.get("h")
             qp = self.qparams(v)
             t = self.new_tensor(v + "#q", shape, "int8", qp)
@@ -168,7 +182,7 @@ class _Lowerer:
             t = self.new_tensor(v + "#h", shape, "float16")
             self.add_step("cast", v, [src], [t], target="NPU", op_type="Cast")
         elif form == "f":
-            src = reps.get("h") or reps.get("q") or reps.get("i")
+            src = reps.get("h") or reps.get("q") or reps.get("w") or reps.get("i")
             t = self.new_tensor(v + "#f", shape, "float32")
             self.add_step("cast", v, [src], [t], target="CPU", op_type="Dequantize")
         else:
@@ -181,7 +195,7 @@ class _Lowerer:
         if v in self.region and v not in self.rep:
             return "q"
         reps = self.rep.get(v, {})
-        for f in ("q", "h"):
+        for f in ("q", "h", "w"):
             if f in reps:
                 return f
         return None
@@ -190,12 +204,14 @@ class _Lowerer:
         return {"w8a8": "q", "float16": "h", "float32": "f"}[self.mode]
 
     def out_tensor(self, v: str, form: str, qp=None) -> str:
-        dt = {"q": "int8", "h": "float16", "f": "float32"}[form]
+        dt = {"q": "int8", "h": "float16", "f": "float32", "w": "int16"}[form]
         if form == "f" and self.g.values[v].dtype.kind != "f":
             dt = self.g.values[v].dtype.name
             form = "i"
         if form == "q" and qp is None:
             qp = self.qparams(v)
+        if form == "w" and qp is None:
+            qp = self.wide_qparams(v)
         name = v if v not in self.tensors else v + "#" + form
         self.new_tensor(name, self.shape(v), dt, qp)
         self.set_rep(v, form, name)
@@ -236,7 +252,7 @@ class _Lowerer:
             if name in self.region and not reps:
                 self.materialize(name)
                 reps = self.rep[name]
-            src = reps.get("f") or reps.get("i") or reps.get("q") or reps.get("h")
+            src = reps.get("f") or reps.get("i") or reps.get("q") or reps.get("w") or reps.get("h")
             dt = "float32" if g.values[name].dtype.kind == "f" else g.values[name].dtype.name
             t = self.new_tensor(name + "#out", self.shape(name), dt)
             self.add_step("output", name, [src], [t], target="CPU", op_type="Output")
@@ -262,6 +278,8 @@ class _Lowerer:
         if lookup(n.op_type, n.domain) is None:
             raise UnsupportedOpError(n.op_type, n.name, "npuemu has no implementation of this op")
         op = n.op_type
+        if id(n) in self.skip:
+            return
         if self.mode != "float32":
             if self.mode == "w8a8" and self.try_absorb(n):
                 return
@@ -297,7 +315,7 @@ class _Lowerer:
                 if x in self.region and not reps:
                     self.materialize(x)
                     reps = self.rep[x]
-                ins.append(reps.get("f") or reps.get("i") or reps.get("q") or reps.get("h"))
+                ins.append(reps.get("f") or reps.get("i") or reps.get("q") or reps.get("w") or reps.get("h"))
         return ins
 
     def const_ref(self, x: str) -> str:
@@ -341,7 +359,7 @@ class _Lowerer:
         y = n.outputs[0]
         if self.g.values[y].dtype.kind != "f" or self.shape(y) != self.shape(root):
             return False
-        if self.stored_form(root) != "q" or (root in self.region):
+        if self.stored_form(root) not in ("q", "w") or (root in self.region):
             return False
         if self.ranges is None or self.ranges.get(y) is None:
             return False
@@ -366,9 +384,10 @@ class _Lowerer:
             chain.append(node)
 
         visit(v)
-        src = self.need(root, "q")
+        reps = self.rep.get(root, {})
+        src = reps["w"] if "w" in reps and "q" not in reps else self.need(root, "q")
         xs, xz = self.tensors[src].scale, self.tensors[src].zero_point
-        codes = np.arange(256, dtype=np.uint8).view(np.int8)  # table index = the int8 value's byte
+        codes = _codes(self.tensors[src].dtype)  # table index = the stored value's bit pattern
         env = {root: ((codes.astype(np.float32) - np.float32(xz)) * np.float32(xs)).astype(np.float32)}
         for node in chain:
             ins = []
@@ -379,13 +398,17 @@ class _Lowerer:
                     ins.append(np.asarray(self.g.const(x), np.float32).reshape(()) if np.asarray(self.g.const(x)).dtype.kind == "f" else np.asarray(self.g.const(x)).reshape(()))
                 else:
                     ins.append(env[x])
-            env[node.outputs[0]] = run_node(node, ins)[0].astype(np.float32).reshape(256)
-        ys, yz = self.qparams(v)
-        from ..runtime.program import quantize_f32
-
-        table = quantize_f32(env[v], ys, yz)
+            env[node.outputs[0]] = run_node(node, ins)[0].astype(np.float32).reshape(codes.size)
+        readers = self.consumers.get(v, [])
+        wide = v in self.g.outputs or (bool(readers) and all(self.cpu_only(c) for c in readers))
+        if wide:
+            ys, yz = self.wide_qparams(v)
+            table = _quantize16(env[v], ys, yz)
+        else:
+            ys, yz = self.qparams(v)
+            table = quantize_f32(env[v], ys, yz)
         ops = "+".join(n.op_type for n in chain)
-        tname = self.out_tensor(v, "q", (ys, yz))
+        tname = self.out_tensor(v, "w" if wide else "q", (ys, yz))
         tab = self.const(tname + "#lut", table)
         self.add_step("lut", chain[-1].name, [src, tab], [tname], {"chain": ops}, target="NPU", op_type=ops)
 
@@ -457,7 +480,7 @@ class _Lowerer:
             xs = self.tensors[xin].scale
             wq, ws = quantize_weights(wv, self.o.per_channel, axis=0)
             bq = quantize_bias(bias, xs, ws, wv.shape[0])
-            yt = self.out_tensor(y, "q")
+            yt = self.out_tensor(y, "w" if self.wide_output(y) else "q")
             ins = [xin, self.const(n.name + "#w", wq), self.const(n.name + "#ws", ws)]
             ins.append(self.const(n.name + "#b", bq) if bq is not None else "")
         else:
@@ -498,20 +521,88 @@ class _Lowerer:
         form = self.npu_form()
         y = n.outputs[0]
         ain = self.need(a, form)
+        y, bias, act = self.absorb_bias(n, y, bias, act, B.shape[1])
         attrs = {"activation": act}
         if form == "q":
             xs = self.tensors[ain].scale
             wq, ws = quantize_weights(B, self.o.per_channel, axis=1)
             bq = quantize_bias(bias, xs, ws, B.shape[1])
-            yt = self.out_tensor(y, "q")
+            yt = self.out_tensor(y, "w" if self.wide_output(y) else "q")
             ins = [ain, self.const(n.name + "#w", wq), self.const(n.name + "#ws", ws)]
             ins.append(self.const(n.name + "#b", bq) if bq is not None else "")
         else:
             yt = self.out_tensor(y, "h")
             ins = [ain, self.const(n.name + "#w", np.ascontiguousarray(B.astype(np.float16))), ""]
             ins.append(self.const(n.name + "#b", bias.astype(np.float16)) if bias is not None else "")
+            self.add_step("matmul", n.name, ins, [yt], attrs, target="NPU", op_type=n.op_type)
+            return True
         self.add_step("matmul", n.name, ins, [yt], attrs, target="NPU", op_type=n.op_type)
         return True
+
+    def wide_output(self, y: str) -> bool:
+        """Whether an int8 build keeps y in int16: its readers are lookup tables (activations see the
+        accumulator at 16-bit precision, as the NPU applies fused activations before the final int8), or it
+        leaves the NPU (a graph output, or read only by CPU ops) where int8 would only lose precision."""
+        if self.ranges is None or self.ranges.get(y) is None:
+            return False
+        if y in self.g.outputs:
+            return True
+        cons = self.consumers.get(y, [])
+        if cons and all(self.cpu_only(c) for c in cons):
+            return True
+        return self.feeds_tables(y)
+
+    def cpu_only(self, n: Node) -> bool:
+        """Ops the lowering never puts on the NPU in an int8 build."""
+        op = n.op_type
+        if op in _LUT_OK:
+            # element-wise with two variable inputs other than Add / Mul
+            variables = [x for x in n.inputs if x and not self.is_const(x)]
+            return op not in ("Add", "Mul") and len(set(variables)) > 1
+        if op == "MatMul":
+            return not self.is_const(n.input(1))
+        return op not in _NPU_OPS
+
+    def feeds_tables(self, y: str) -> bool:
+        """Whether every reader of y is an element-wise function the DPU can apply as a table: then the MAC
+        array's output stage writes y in int16 and the table maps int16 -> int8 (the activation sees the
+        accumulator at 16-bit precision, as the NPU applies fused activations before the final int8)."""
+        if y in self.g.outputs or self.ranges is None or self.ranges.get(y) is None:
+            return False
+        cons = self.consumers.get(y, [])
+        if not cons:
+            return False
+        for c in cons:
+            if c.op_type not in _LUT_OK or "_add" in c.attrs or len(c.outputs) != 1:
+                return False
+            for x in c.inputs:
+                if x and self.is_const(x) and np.asarray(self.g.const(x)).size != 1:
+                    return False
+            if self.shape(c.outputs[0]) != self.shape(y):
+                return False
+        return True
+
+    def absorb_bias(self, n: Node, y: str, bias, act, cols: int):
+        """MatMul followed by an Add of a constant row vector (the bias of a linear layer): the Add is
+        folded into the matmul's bias (and its fused Relu / Clip into the output stage)."""
+        if n.op_type != "MatMul" or act is not None or y in self.g.outputs:
+            return y, bias, act
+        cons = self.consumers.get(y, [])
+        if len(cons) != 1 or cons[0].op_type != "Add" or "_add" in cons[0].attrs:
+            return y, bias, act
+        add = cons[0]
+        other = add.inputs[1] if add.inputs[0] == y else add.inputs[0]
+        if not self.is_const(other) or self.shape(add.outputs[0]) != self.shape(y):
+            return y, bias, act
+        c = np.asarray(self.g.const(other), np.float32)
+        if c.size != cols or c.shape[-1] != cols:
+            return y, bias, act
+        add_act = self.activation(add)
+        if add_act is False or (isinstance(add_act, tuple) and add_act[0] == "leaky_relu"):
+            return y, bias, act
+        self.skip.add(id(add))
+        b = c.reshape(-1) if bias is None else bias + c.reshape(-1)
+        return add.outputs[0], b, add_act
 
     # add / mul -------------------------------------------------------------------------------------------
     def lower_eltwise(self, n: Node) -> bool:
@@ -614,7 +705,7 @@ class _Lowerer:
 
     def requant(self, t: str, ys: float, yz: int, why: str) -> str:
         spec = self.tensors[t]
-        codes = np.arange(256, dtype=np.uint8).view(np.int8)
+        codes = _codes(spec.dtype)
         from ..runtime.program import dequantize_f32, quantize_f32
 
         table = quantize_f32(dequantize_f32(codes, spec.scale, spec.zero_point), ys, yz)
@@ -681,6 +772,33 @@ class _Lowerer:
         attrs = {"op_type": n.op_type, "node_attrs": self.node_attrs(n, n.name), "n_inputs": len(n.inputs)}
         self.add_step("eval", n.name, ins, outs, attrs, target="NPU", op_type=n.op_type)
         return True
+
+
+def wide_qparams(lo: float, hi: float) -> "tuple[float, int]":
+    """int16 asymmetric (scale, zero point) covering [lo, hi] and 0 (pre-activation tensors)."""
+    lo = min(float(lo), 0.0)
+    hi = max(float(hi), 0.0)
+    scale = np.float32((hi - lo) / 65535.0)
+    if not np.isfinite(scale) or scale < np.float32(1e-30):
+        return 1.0 / 65535.0, 0
+    scale = float(scale)
+    zp = int(np.clip(np.round(-32768.0 - lo / scale), -32768, 32767))
+    return scale, zp
+
+
+def _quantize16(x: np.ndarray, scale: float, zp: int) -> np.ndarray:
+    v = np.rint(np.asarray(x, np.float32) / np.float32(scale)) + np.float32(zp)
+    v[np.isnan(v)] = zp
+    return np.clip(v, -32768, 32767).astype(np.int16)
+
+
+def _codes(dtype: str) -> np.ndarray:
+    """Every value of an int8 / int16 tensor, ordered by its bit pattern (the lookup index)."""
+    if dtype == "int8":
+        return np.arange(256, dtype=np.uint8).view(np.int8)
+    if dtype == "int16":
+        return np.arange(65536, dtype=np.uint16).view(np.int16)
+    raise ModelError(f"internal: no table index for {dtype}")
 
 
 def lower(

@@ -463,7 +463,7 @@ def fold_channel_affine(graph: Graph) -> Graph:
                     changed = True
                     break
             emit_mul, emit_add = not np.all(S == 1), not np.all(B == 0)
-            n_emit = int(emit_mul) + int(emit_add)
+            n_emit = max(int(emit_mul) + int(emit_add), 1)  # an identity chain still leaves one node
             if n_emit >= len(chain):
                 continue
             dt = xv.dtype

@@ -56,7 +56,7 @@ class _Plan:
             last[root.get(o, o)] = n
         self.first, self.last = first, last
 
-    def allocate(self) -> "tuple[dict[str, np.ndarray], int]":
+    def allocate(self, reuse: bool = True) -> "tuple[dict[str, np.ndarray], int]":
         prog = self.prog
         free: "list[np.ndarray]" = []  # uint8 arenas
         views: "dict[str, np.ndarray]" = {}
@@ -83,7 +83,7 @@ class _Plan:
                     buf = free.pop(best)
                 arena_of[y] = buf
                 views[y] = buf[:nbytes].view(spec.dtype).reshape(spec.shape)
-            for r in ends.get(i, []):
+            for r in ends.get(i, []) if reuse else ():
                 if r in arena_of:
                     free.append(arena_of.pop(r))
         return views, total
@@ -92,11 +92,13 @@ class _Plan:
 class Runtime:
     """A program prepared for execution. ``core_mask`` uses RKNN's values (0 auto, 1/2/4, 3, 7, 0xffff)."""
 
-    def __init__(self, prog: Program, core_mask: int = 0):
+    def __init__(self, prog: Program, core_mask: int = 0, keep_all: bool = False):
+        """``keep_all=True`` gives every tensor its own buffer, so all of them can be read after a run
+        (:meth:`tensor`); accuracy analysis uses it."""
         self.prog = prog
         self.core_mask = A.core_mask(core_mask)
         plan = _Plan(prog)
-        self.buffers, self.arena_bytes = plan.allocate()
+        self.buffers, self.arena_bytes = plan.allocate(reuse=not keep_all)
         self.root = plan.root
         self.consts = prog.consts
         self.fns: "list[Callable[[], None]]" = []
@@ -206,7 +208,9 @@ class Runtime:
             x = self._arr(s.inputs[0])
             table = self._arr(s.inputs[1])
             y = self._arr(s.outputs[0])
-            xu = x.view(np.uint8)
+            if table.size != (256 if x.dtype == np.int8 else 65536):
+                raise ModelError(f"lut {s.name!r}: a table of {table.size} entries for {x.dtype} input")
+            xu = x.view(np.uint8 if x.dtype == np.int8 else np.uint16)  # index = the value's bit pattern
             return lambda: np.take(table, xu, out=y)
         if k == "concat":
             xs = [self._arr(t) for t in s.inputs]
@@ -256,12 +260,12 @@ class Runtime:
         act = at.get("activation")
         if isinstance(act, list):
             act = tuple(act)
-        if y.dtype == np.int8:
+        if y.dtype in (np.int8, np.int16):
             xs, ys = P.tensors[s.inputs[0]], P.tensors[s.outputs[0]]
             ws = self._arr(s.inputs[2])
             q = dict(x_zero_point=xs.zero_point, w_zero_point=0, bias=bias, requant=True, x_scale=xs.scale,
                      w_scale=[float(v) for v in ws.reshape(-1)], y_scale=ys.scale, y_zero_point=ys.zero_point,
-                     y_dtype="int8", rounding="fixed_point", activation=act)
+                     y_dtype=y.dtype.name, rounding="fixed_point", activation=act)
             dt = "int8"
         else:
             q = dict(bias=bias, activation=act)
@@ -309,6 +313,10 @@ class Runtime:
 
         del P
         return run_move
+
+    def tensor(self, name: str) -> np.ndarray:
+        """The buffer of an internal tensor (meaningful after a run with ``keep_all=True``)."""
+        return self._arr(name)
 
     # --- running ----------------------------------------------------------------------------------------
     def run(self, inputs: "list[np.ndarray]", profile: bool = False) -> "list[np.ndarray]":

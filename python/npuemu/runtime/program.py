@@ -226,7 +226,8 @@ class Program:
 def quantize_f32(x: np.ndarray, scale: float, zero_point: int, out: "np.ndarray | None" = None) -> np.ndarray:
     """int8 ``saturate(round_half_even(x / scale) + zero_point)`` computed in float32; NaN gives the zero
     point."""
-    v = np.true_divide(x, np.float32(scale), dtype=np.float32)
+    v = np.array(x, dtype=np.float32)  # a copy, also for 0-d inputs
+    np.true_divide(v, np.float32(scale), out=v)
     np.rint(v, out=v)
     v += np.float32(zero_point)
     np.clip(v, -128, 127, out=v)
