@@ -173,9 +173,9 @@ class RKNN(RKNNLite):
         if mode == "w8a8":
             specs = self._input_specs(g)
             rgb = [cfg.rgb2bgr_for(i) for i in range(len(specs))]
-            # count the lines first (progress shows i/n); the samples are then read one at a time
-            n = sum(1 for _ in _sample_lines(dataset))
+            # checks the file; the samples are then read one at a time (the line count gives progress as i/n)
             raw = iter_dataset(dataset, specs, rgb2bgr=rgb, log=lambda m: self._log.info(m, always=True))
+            n = sum(1 for _ in _sample_lines(dataset))
             samples = (
                 {name: _normalize(x, m, s) for (name, _), x, m, s in zip(specs, sample, means, stds)} for sample in raw
             )
