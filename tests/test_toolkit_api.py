@@ -279,3 +279,14 @@ def test_demo_command_runs():
     out = p.stdout
     for word in ("float32", "fp16", "int8 (w8a8)", "cosine vs fp32", "ms/inference", "bit-identical"):
         assert word in out
+
+
+def test_mmse_build_runs_and_clips_no_worse_than_minmax(dataset, digits):
+    x, labels = digits["test_images"], digits["test_labels"]
+    r = RKNN()
+    assert r.config(mean_values=[[0]], std_values=[[255]], quantized_algorithm="mmse") == 0
+    assert r.load_onnx(MODEL) == 0
+    assert r.build(do_quantization=True, dataset=dataset) == 0
+    assert r.init_runtime() == 0
+    got = _infer_all(r, x)
+    assert np.mean(np.argmax(got, 1) == labels) >= 0.97

@@ -179,7 +179,8 @@ class RKNN(RKNNLite):
             samples = (
                 {name: _normalize(x, m, s) for (name, _), x, m, s in zip(specs, sample, means, stds)} for sample in raw
             )
-        prog = compile_graph(gp, opts, samples, n, log=lambda m: self._log.info(m, always=True), prepared=True)
+        prog = compile_graph(gp, opts, samples, n, log=lambda m: self._log.info(m, always=True), prepared=True,
+                             algorithm=cfg.quantized_algorithm)
         summary = prog.summary()
         dt = time.perf_counter() - t0
         self._program = prog

@@ -13,7 +13,7 @@ from ..frontend import passes as P
 from ..ir import Graph
 from ..runtime.program import Program
 from .lower import DEFAULT_LIMITS, MODES, LowerOptions, lower
-from .quantize import Ranges, calibrate
+from .quantize import Ranges, calibrate, choose_mmse
 
 __all__ = ["prepare_graph", "compile_graph", "LowerOptions", "DEFAULT_LIMITS", "MODES", "Ranges", "calibrate"]
 
@@ -43,6 +43,7 @@ def compile_graph(
     n_samples: "int | None" = None,
     log: "Callable[[str], None] | None" = None,
     prepared: bool = False,
+    algorithm: str = "normal",
 ) -> Program:
     """Compiles ``graph`` for ``opts.mode``. ``samples`` (graph input name -> normalized float32 array)
     calibrate a w8a8 build."""
@@ -51,7 +52,13 @@ def compile_graph(
     if opts.mode == "w8a8":
         if samples is None:
             raise ValueError("a w8a8 build needs calibration samples")
+        if algorithm not in ("normal", "mmse"):
+            raise ValueError(f"quantized_algorithm must be 'normal' or 'mmse', got {algorithm!r}")
+        if algorithm == "mmse":
+            samples = list(samples)
         ranges = calibrate(g, samples, n_samples, log)
         if ranges.samples == 0:
             raise ValueError("the calibration dataset has no samples")
+        if algorithm == "mmse":
+            choose_mmse(g, samples, ranges, log)
     return lower(g, opts, ranges, log)

@@ -131,7 +131,7 @@ class _Lowerer:
     def qparams(self, v: str) -> "tuple[float, int]":
         if v in self.qp_override:
             return self.qp_override[v]
-        r = self.ranges.get(v) if self.ranges is not None else None
+        r = self.ranges.get8(v) if self.ranges is not None else None
         if r is None:
             raise ModelError(f"no calibration range for tensor {v!r}")
         return activation_qparams(*r)
@@ -399,8 +399,7 @@ class _Lowerer:
                 else:
                     ins.append(env[x])
             env[node.outputs[0]] = run_node(node, ins)[0].astype(np.float32).reshape(codes.size)
-        readers = self.consumers.get(v, [])
-        wide = v in self.g.outputs or (bool(readers) and all(self.cpu_only(c) for c in readers))
+        wide = self.leaves_npu(v)
         if wide:
             ys, yz = self.wide_qparams(v)
             table = _quantize16(env[v], ys, yz)
@@ -545,12 +544,23 @@ class _Lowerer:
         leaves the NPU (a graph output, or read only by CPU ops) where int8 would only lose precision."""
         if self.ranges is None or self.ranges.get(y) is None:
             return False
+        return self.leaves_npu(y) or self.feeds_tables(y)
+
+    def leaves_npu(self, y: str, depth: int = 0) -> bool:
+        """y is a graph output, or read only by CPU ops, or only moved (reshaped, transposed, sliced) into
+        such tensors."""
         if y in self.g.outputs:
             return True
         cons = self.consumers.get(y, [])
-        if cons and all(self.cpu_only(c) for c in cons):
-            return True
-        return self.feeds_tables(y)
+        if not cons or depth > 16:
+            return False
+        for c in cons:
+            if c.op_type in _MOVE and c.inputs[0] == y and self.g.values[c.outputs[0]].dtype.kind == "f":
+                if not all(self.leaves_npu(o, depth + 1) for o in c.outputs if o):
+                    return False
+            elif not self.cpu_only(c):
+                return False
+        return True
 
     def cpu_only(self, n: Node) -> bool:
         """Ops the lowering never puts on the NPU in an int8 build."""
