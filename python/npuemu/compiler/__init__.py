@@ -26,7 +26,7 @@ def prepare_graph(graph: Graph) -> Graph:
     folding, SiLU / HardSwish patterns, Relu / Clip / LeakyRelu fused into Conv / Gemm / MatMul (and
     Relu / Clip into Add), dead-node removal. Other activations stay separate nodes (the lowering turns
     them into lookup tables)."""
-    g = P.fold_constants(graph)
+    g = _sum_to_add(P.fold_constants(graph))
     g = P.remove_identities(g)
     g = P.fold_batchnorm(g)
     g = P.fold_channel_affine(g)
@@ -34,6 +34,15 @@ def prepare_graph(graph: Graph) -> Graph:
     g = P.fuse_activations(g, kinds=_OUTPUT_STAGE_ACTS, targets=("Conv", "Gemm", "MatMul"))
     g = P.fuse_activations(g, kinds={"relu", "clip"}, targets=("Add",))
     return P.eliminate_dead_nodes(g)
+
+
+def _sum_to_add(graph: Graph) -> Graph:
+    """Sum of two tensors is Add (older Caffe2 exports write residual connections as Sum)."""
+    g = graph.copy()
+    for n in g.nodes:
+        if n.op_type == "Sum" and not n.domain and len(n.inputs) == 2:
+            n.op_type = "Add"
+    return g
 
 
 def compile_graph(

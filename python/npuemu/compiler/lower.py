@@ -582,8 +582,11 @@ class _Lowerer:
         cons = self.consumers.get(y, [])
         if not cons:
             return False
+        derived = {y} | {o for c in cons for o in c.outputs}  # y and functions of it (x * sigmoid(x))
         for c in cons:
             if c.op_type not in _LUT_OK or "_add" in c.attrs or len(c.outputs) != 1:
+                return False
+            if any(x and not self.is_const(x) and x not in derived for x in c.inputs):
                 return False
             for x in c.inputs:
                 if x and self.is_const(x) and np.asarray(self.g.const(x)).size != 1:
