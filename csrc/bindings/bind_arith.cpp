@@ -34,6 +34,49 @@ void bind_arith(py::module_& m) {
     for (py::ssize_t i = 0; i < x.size(); ++i) out.mutable_data()[i] = fp16_to_fp32(x.data()[i]);
     return out;
   });
+  // The DPU's lookup table: y[i] = table[bits(x[i])], x of 1 or 2 bytes (index = its bit pattern, 256 or
+  // 65,536 entries), table and y of 1 or 2 bytes. Used by compiled models for activations and requantization
+  // (int8 -> int8, int16 -> int8 / int16, float16 -> float16); no allocation, the GIL released.
+  m.def("lookup_table", [](const py::array& table, const py::array& x, py::array& y) {
+    NPU_CHECK((x.flags() & py::array::c_style) && (y.flags() & py::array::c_style) &&
+                  (table.flags() & py::array::c_style),
+              "lookup_table: x, y and table must be C-contiguous");
+    NPU_CHECK(y.writeable(), "lookup_table: y must be writable");
+    NPU_CHECK(x.size() == y.size(), "lookup_table: x has ", x.size(), " elements, y ", y.size());
+    const auto xs = x.itemsize(), ys = y.itemsize();
+    NPU_CHECK(xs == 1 || xs == 2, "lookup_table: x must have 1- or 2-byte elements, got ", xs);
+    NPU_CHECK(ys == 1 || ys == 2, "lookup_table: y must have 1- or 2-byte elements, got ", ys);
+    NPU_CHECK(table.itemsize() == ys, "lookup_table: table elements (", table.itemsize(), " bytes) must match y (",
+              ys, " bytes)");
+    NPU_CHECK(table.size() == (xs == 1 ? 256 : 65536), "lookup_table: a ", xs, "-byte input needs a table of ",
+              xs == 1 ? 256 : 65536, " entries, got ", table.size());
+    const py::ssize_t n = x.size();
+    const void* tp = table.data();
+    const void* xp = x.data();
+    void* yp = y.mutable_data();
+    py::gil_scoped_release nogil;
+    if (xs == 1 && ys == 1) {
+      const uint8_t* t = static_cast<const uint8_t*>(tp);
+      const uint8_t* a = static_cast<const uint8_t*>(xp);
+      uint8_t* o = static_cast<uint8_t*>(yp);
+      for (py::ssize_t i = 0; i < n; ++i) o[i] = t[a[i]];
+    } else if (xs == 2 && ys == 1) {
+      const uint8_t* t = static_cast<const uint8_t*>(tp);
+      const uint16_t* a = static_cast<const uint16_t*>(xp);
+      uint8_t* o = static_cast<uint8_t*>(yp);
+      for (py::ssize_t i = 0; i < n; ++i) o[i] = t[a[i]];
+    } else if (xs == 1) {
+      const uint16_t* t = static_cast<const uint16_t*>(tp);
+      const uint8_t* a = static_cast<const uint8_t*>(xp);
+      uint16_t* o = static_cast<uint16_t*>(yp);
+      for (py::ssize_t i = 0; i < n; ++i) o[i] = t[a[i]];
+    } else {
+      const uint16_t* t = static_cast<const uint16_t*>(tp);
+      const uint16_t* a = static_cast<const uint16_t*>(xp);
+      uint16_t* o = static_cast<uint16_t*>(yp);
+      for (py::ssize_t i = 0; i < n; ++i) o[i] = t[a[i]];
+    }
+  });
   m.def("pack_int4", [](const py::array_t<int8_t, py::array::c_style>& x) {
     py::array_t<uint8_t> out((x.size() + 1) / 2);
     pack_int4(x.data(), static_cast<size_t>(x.size()), out.mutable_data());

@@ -193,7 +193,7 @@ class _Lowerer:
     def stored_form(self, v: str) -> "str | None":
         """The NPU-side form of v if it has one ('q' or 'h')."""
         if v in self.region and v not in self.rep:
-            return "q"
+            return "h" if self.mode == "float16" else "q"
         reps = self.rep.get(v, {})
         for f in ("q", "h", "w"):
             if f in reps:
@@ -281,7 +281,7 @@ class _Lowerer:
         if id(n) in self.skip:
             return
         if self.mode != "float32":
-            if self.mode == "w8a8" and self.try_absorb(n):
+            if self.try_absorb(n):
                 return
             if op == "Conv" and self.lower_conv(n):
                 return
@@ -359,9 +359,12 @@ class _Lowerer:
         y = n.outputs[0]
         if self.g.values[y].dtype.kind != "f" or self.shape(y) != self.shape(root):
             return False
-        if self.stored_form(root) not in ("q", "w") or (root in self.region):
+        if root in self.region:
             return False
-        if self.ranges is None or self.ranges.get(y) is None:
+        if self.mode == "float16":
+            if self.stored_form(root) != "h":
+                return False
+        elif self.stored_form(root) not in ("q", "w") or self.ranges is None or self.ranges.get(y) is None:
             return False
         self.region[y] = root
         self.absorbed[y] = n
@@ -385,10 +388,16 @@ class _Lowerer:
 
         visit(v)
         reps = self.rep.get(root, {})
-        src = reps["w"] if "w" in reps and "q" not in reps else self.need(root, "q")
+        if self.mode == "float16":
+            src = self.need(root, "h")
+        else:
+            src = reps["w"] if "w" in reps and "q" not in reps else self.need(root, "q")
         xs, xz = self.tensors[src].scale, self.tensors[src].zero_point
         codes = _codes(self.tensors[src].dtype)  # table index = the stored value's bit pattern
-        env = {root: ((codes.astype(np.float32) - np.float32(xz)) * np.float32(xs)).astype(np.float32)}
+        if self.mode == "float16":
+            env = {root: codes.astype(np.float32)}
+        else:
+            env = {root: ((codes.astype(np.float32) - np.float32(xz)) * np.float32(xs)).astype(np.float32)}
         for node in chain:
             ins = []
             for x in node.inputs:
@@ -399,7 +408,14 @@ class _Lowerer:
                 else:
                     ins.append(env[x])
             env[node.outputs[0]] = run_node(node, ins)[0].astype(np.float32).reshape(codes.size)
-        wide = self.leaves_npu(v)
+        wide = self.mode != "float16" and self.leaves_npu(v)
+        if self.mode == "float16":
+            # float16 -> float16: the chain in float32 on every float16 value, rounded once to float16
+            ops = "+".join(n.op_type for n in chain)
+            tname = self.out_tensor(v, "h")
+            tab = self.const(tname + "#lut", env[v].astype(np.float16))
+            self.add_step("lut", chain[-1].name, [src, tab], [tname], {"chain": ops}, target="NPU", op_type=ops)
+            return
         if wide:
             ys, yz = self.wide_qparams(v)
             table = _quantize16(env[v], ys, yz)
@@ -811,6 +827,8 @@ def _codes(dtype: str) -> np.ndarray:
         return np.arange(256, dtype=np.uint8).view(np.int8)
     if dtype == "int16":
         return np.arange(65536, dtype=np.uint16).view(np.int16)
+    if dtype == "float16":
+        return np.arange(65536, dtype=np.uint16).view(np.float16)
     raise ModelError(f"internal: no table index for {dtype}")
 
 

@@ -208,10 +208,10 @@ class Runtime:
             x = self._arr(s.inputs[0])
             table = self._arr(s.inputs[1])
             y = self._arr(s.outputs[0])
-            if table.size != (256 if x.dtype == np.int8 else 65536):
+            if table.size != (256 if x.itemsize == 1 else 65536):
                 raise ModelError(f"lut {s.name!r}: a table of {table.size} entries for {x.dtype} input")
-            xu = x.view(np.uint8 if x.dtype == np.int8 else np.uint16)  # index = the value's bit pattern
-            return lambda: np.take(table, xu, out=y)
+            lookup = _core.lookup_table  # y[i] = table[bit pattern of x[i]]
+            return lambda: lookup(table, x, y)
         if k == "concat":
             xs = [self._arr(t) for t in s.inputs]
             y = self._arr(s.outputs[0])

