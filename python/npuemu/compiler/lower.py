@@ -55,6 +55,11 @@ _ELEMENTWISE = {
 # ops run by the NPU's DPU as a table when applied to one tensor (activation functions and scalar arithmetic)
 _LUT_OK = _ELEMENTWISE
 
+# float16 builds make tables of activation chains only (the DPU's LUT); other arithmetic on float16 values
+# (Pow, Sqrt, Exp, ...) runs op by op with a float16 result each, as the DPU computes it
+_FP16_TABLE_OK = {"Add", "Sub", "Mul", "Div", "Clip", "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish",
+                  "Swish", "Tanh", "Mish", "Elu", "Selu", "Softplus", "Gelu", "Max", "Min"}
+
 # data movement: output elements are input elements (quantization kept)
 _MOVE = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Slice", "Split", "Gather",
          "Tile", "Expand", "DepthToSpace", "SpaceToDepth"}  # fmt: skip
@@ -362,7 +367,7 @@ class _Lowerer:
         if root in self.region:
             return False
         if self.mode == "float16":
-            if self.stored_form(root) != "h":
+            if self.stored_form(root) != "h" or n.op_type not in _FP16_TABLE_OK:
                 return False
         elif self.stored_form(root) not in ("q", "w") or self.ranges is None or self.ranges.get(y) is None:
             return False
@@ -413,7 +418,8 @@ class _Lowerer:
             # float16 -> float16: the chain in float32 on every float16 value, rounded once to float16
             ops = "+".join(n.op_type for n in chain)
             tname = self.out_tensor(v, "h")
-            tab = self.const(tname + "#lut", env[v].astype(np.float16))
+            with np.errstate(over="ignore", invalid="ignore"):  # beyond 65504: inf, as IEEE rounding gives
+                tab = self.const(tname + "#lut", env[v].astype(np.float16))
             self.add_step("lut", chain[-1].name, [src, tab], [tname], {"chain": ops}, target="NPU", op_type=ops)
             return
         if wide:

@@ -247,7 +247,11 @@ class Runtime:
             xs = P.tensors[s.inputs[0]]
             if xs.quantized:
                 return lambda: dequantize_f32(x, xs.scale, xs.zero_point, out=y)
-            return lambda: np.copyto(y, x, casting="unsafe")
+            def run_cast():
+                with np.errstate(over="ignore", invalid="ignore"):
+                    np.copyto(y, x, casting="unsafe")
+
+            return run_cast
         raise ModelError(f"unknown step kind {k!r}")
 
     def _prepare_conv(self, s: Step) -> Callable[[], None]:
