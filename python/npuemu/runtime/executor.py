@@ -168,7 +168,8 @@ class Runtime:
         if k in ("add", "mul"):
             a, b = (self._arr(t) for t in s.inputs)
             y = self._arr(s.outputs[0])
-            kind, lo, hi, _ = A.activation(s.attrs.get("activation"))
+            act = s.attrs.get("activation")
+            kind, lo, hi, _ = A.activation(tuple(act) if isinstance(act, list) else act)
             if y.dtype == np.int8:
                 (sa, za), (sb, zb) = s.attrs["qparams"]
                 ys = P.tensors[s.outputs[0]]

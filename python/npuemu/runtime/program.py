@@ -148,7 +148,7 @@ class Program:
         meta = {
             "program_version": PROGRAM_VERSION,
             "tensors": {k: v.to_json() for k, v in self.tensors.items()},
-            "steps": [s.to_json() for s in self.steps],
+            "steps": [_plain(s.to_json()) for s in self.steps],
             "inputs": list(self.inputs),
             "outputs": list(self.outputs),
             "meta": self.meta,
@@ -216,6 +216,15 @@ class Program:
         for name in self.outputs:
             if name not in known:
                 raise ModelError(f"output {name!r} is never produced")
+
+
+def _plain(v: Any) -> Any:
+    """Tuples as lists (JSON has no tuples; the model file refuses them)."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
 
 
 # --- host-side conversions shared by the runtime and the reference executor ----------------------------
