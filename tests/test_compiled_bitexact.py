@@ -609,7 +609,10 @@ def test_identity_affine_op_compiles_in_finite_time():
     )
     env = dict(os.environ)
     here = os.path.dirname(os.path.abspath(__file__))
-    env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "..", "python"), here, env.get("PYTHONPATH", "")])
+    import npuemu
+
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(npuemu.__file__)))  # the npuemu under test
+    env["PYTHONPATH"] = os.pathsep.join([pkg_parent, here, env.get("PYTHONPATH", "")])
     try:
         subprocess.run([sys.executable, "-c", code], env=env, timeout=10, check=True, capture_output=True)
     except subprocess.TimeoutExpired:

@@ -16,11 +16,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+import npuemu
 from npuemu import RKNN, RKNNLite, _core
 
 DATA = Path(__file__).resolve().parents[1] / "python" / "npuemu" / "data"
 MODEL = str(DATA / "digits_cnn.onnx")
 ROOT = Path(__file__).resolve().parents[1]
+# where the npuemu under test was imported from (the source tree with a dev build, or site-packages)
+PKG_PARENT = str(Path(npuemu.__file__).resolve().parents[1])
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +140,7 @@ def test_export_then_load_in_fresh_processes(tmp_path, dataset, digits):
         print(json.dumps(mods))
         """
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=PKG_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for kind in ("lite", "rknn"):
         p = subprocess.run([sys.executable, "-c", script, kind], capture_output=True, text=True, env=env, timeout=120)
         assert p.returncode == 0, p.stderr
@@ -273,7 +276,7 @@ def test_calibration_progress_and_summary_are_printed(dataset, capsys):
 
 
 def test_demo_command_runs():
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=PKG_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     p = subprocess.run([sys.executable, "-m", "npuemu", "demo"], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr
     out = p.stdout
