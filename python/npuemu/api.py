@@ -124,6 +124,7 @@ class RKNN(RKNNLite):
         float16 (or float32 with ``config(float_dtype='float32')``)."""
         from .compiler import LowerOptions, compile_graph, prepare_graph
         from .dataset import iter_dataset
+        from .runtime.host import normalize
 
         if kwargs:
             raise TypeError(f"build got unexpected arguments {sorted(kwargs)}; it takes do_quantization, dataset, "
@@ -177,7 +178,7 @@ class RKNN(RKNNLite):
             raw = iter_dataset(dataset, specs, rgb2bgr=rgb, log=lambda m: self._log.info(m, always=True))
             n = sum(1 for _ in _sample_lines(dataset))
             samples = (
-                {name: _normalize(x, m, s) for (name, _), x, m, s in zip(specs, sample, means, stds)} for sample in raw
+                {name: normalize(x, m, s) for (name, _), x, m, s in zip(specs, sample, means, stds)} for sample in raw
             )
         prog = compile_graph(gp, opts, samples, n, log=lambda m: self._log.info(m, always=True), prepared=True,
                              algorithm=cfg.quantized_algorithm)
@@ -302,18 +303,6 @@ class RKNN(RKNNLite):
         self._program = None
         self._graph = None
         return 0
-
-
-def _normalize(x: np.ndarray, mean, std) -> np.ndarray:
-    v = np.asarray(x, np.float32)
-    shape = [1] * v.ndim
-    if v.ndim >= 2:
-        shape[1] = -1
-    if mean is not None:
-        v = v - (mean.reshape(shape) if mean.size > 1 else mean.reshape(()))
-    if std is not None:
-        v = v / (std.reshape(shape) if std.size > 1 else std.reshape(()))
-    return v.astype(np.float32, copy=False)
 
 
 def _sample_lines(path):

@@ -125,6 +125,7 @@ class _Lowerer:
                 self.consumers.setdefault(r, []).append(n)
         self.qp_override: "dict[str, tuple[float, int]]" = {}
         self.skip: "set[int]" = set()  # nodes folded into an earlier step
+        self.tensors_const_qp: "dict[str, tuple[float, int]]" = {}  # quantized constant operands of add / mul
 
     # --- tensors --------------------------------------------------------------------------------------
     def shape(self, v: str) -> "tuple[int, ...]":
@@ -409,27 +410,25 @@ class _Lowerer:
                 if not x:
                     ins.append(None)
                 elif self.is_const(x):
-                    ins.append(np.asarray(self.g.const(x), np.float32).reshape(()) if np.asarray(self.g.const(x)).dtype.kind == "f" else np.asarray(self.g.const(x)).reshape(()))
+                    c = np.asarray(self.g.const(x)).reshape(())  # scalar constants only (try_absorb)
+                    ins.append(c.astype(np.float32) if c.dtype.kind == "f" else c)
                 else:
                     ins.append(env[x])
             env[node.outputs[0]] = run_node(node, ins)[0].astype(np.float32).reshape(codes.size)
-        wide = self.mode != "float16" and self.leaves_npu(v)
         if self.mode == "float16":
             # float16 -> float16: the chain in float32 on every float16 value, rounded once to float16
-            ops = "+".join(n.op_type for n in chain)
             tname = self.out_tensor(v, "h")
             with np.errstate(over="ignore", invalid="ignore"):  # beyond 65504: inf, as IEEE rounding gives
-                tab = self.const(tname + "#lut", env[v].astype(np.float16))
-            self.add_step("lut", chain[-1].name, [src, tab], [tname], {"chain": ops}, target="NPU", op_type=ops)
-            return
-        if wide:
+                table = env[v].astype(np.float16)
+        elif self.leaves_npu(v):
             ys, yz = self.wide_qparams(v)
-            table = _quantize16(env[v], ys, yz)
+            table = quantize_f32(env[v], ys, yz, dtype=np.int16)
+            tname = self.out_tensor(v, "w", (ys, yz))
         else:
             ys, yz = self.qparams(v)
             table = quantize_f32(env[v], ys, yz)
+            tname = self.out_tensor(v, "q", (ys, yz))
         ops = "+".join(n.op_type for n in chain)
-        tname = self.out_tensor(v, "w" if wide else "q", (ys, yz))
         tab = self.const(tname + "#lut", table)
         self.add_step("lut", chain[-1].name, [src, tab], [tname], {"chain": ops}, target="NPU", op_type=ops)
 
@@ -672,8 +671,6 @@ class _Lowerer:
         self.add_step(n.op_type.lower(), n.name, ins, [yt], attrs, target="NPU", op_type=n.op_type)
         return True
 
-    tensors_const_qp: "dict[str, tuple[float, int]]"
-
     def qp_of(self, t: str) -> "tuple[float, int]":
         if t in self.tensors:
             return self.tensors[t].scale, self.tensors[t].zero_point
@@ -709,7 +706,7 @@ class _Lowerer:
             attrs = {"global": True}
         else:
             return False
-        xin = self.need(x, form) if self.stored_form(x) or form == "h" else self.need(x, form)
+        xin = self.need(x, form)
         if op == "MaxPool":
             qp = (self.tensors[xin].scale, self.tensors[xin].zero_point) if form == "q" else None
             yt = self.out_tensor(n.outputs[0], form, qp)
@@ -821,12 +818,6 @@ def wide_qparams(lo: float, hi: float) -> "tuple[float, int]":
     return scale, zp
 
 
-def _quantize16(x: np.ndarray, scale: float, zp: int) -> np.ndarray:
-    v = np.rint(np.asarray(x, np.float32) / np.float32(scale)) + np.float32(zp)
-    v[np.isnan(v)] = zp
-    return np.clip(v, -32768, 32767).astype(np.int16)
-
-
 def _codes(dtype: str) -> np.ndarray:
     """Every value of an int8 / int16 tensor, ordered by its bit pattern (the lookup index)."""
     if dtype == "int8":
@@ -847,5 +838,4 @@ def lower(
     if opts.mode == "w8a8" and ranges is None:
         raise ValueError("a w8a8 build needs calibration ranges")
     lw = _Lowerer(graph, opts, ranges, log or (lambda s: None))
-    lw.tensors_const_qp = {}
     return lw.run()

@@ -173,15 +173,14 @@ class Runtime:
             if y.dtype == np.int8:
                 (sa, za), (sb, zb) = s.attrs["qparams"]
                 ys = P.tensors[s.outputs[0]]
-                eop = _core.eltwise_cached(op=k, dtype="int8", a_shape=list(a.shape), b_shape=list(b.shape),
-                                           quantized=True, a_scale=sa, b_scale=sb, y_scale=ys.scale,
-                                           a_zero_point=za, b_zero_point=zb, y_zero_point=ys.zero_point,
-                                           rounding="fixed_point", activation=kind, act_lo=lo, act_hi=hi, kernel="")
-            else:
-                eop = _core.eltwise_cached(op=k, dtype="float16", a_shape=list(a.shape), b_shape=list(b.shape),
-                                           quantized=False, a_scale=1.0, b_scale=1.0, y_scale=1.0, a_zero_point=0,
-                                           b_zero_point=0, y_zero_point=0, rounding="fixed_point", activation=kind,
-                                           act_lo=lo, act_hi=hi, kernel="")
+                quant = dict(quantized=True, a_scale=sa, b_scale=sb, y_scale=ys.scale, a_zero_point=za,
+                             b_zero_point=zb, y_zero_point=ys.zero_point)
+            else:  # float16: no scales
+                quant = dict(quantized=False, a_scale=1.0, b_scale=1.0, y_scale=1.0, a_zero_point=0,
+                             b_zero_point=0, y_zero_point=0)
+            eop = _core.eltwise_cached(op=k, dtype=y.dtype.name, a_shape=list(a.shape), b_shape=list(b.shape),
+                                       rounding="fixed_point", activation=kind, act_lo=lo, act_hi=hi, kernel="",
+                                       **quant)
             if tuple(eop.y_shape) != y.shape:
                 raise ModelError(f"{k} {s.name!r}: output shape {tuple(eop.y_shape)} != {y.shape}")
             return lambda: eop.run(a, b, y, mask)
@@ -248,6 +247,7 @@ class Runtime:
             xs = P.tensors[s.inputs[0]]
             if xs.quantized:
                 return lambda: dequantize_f32(x, xs.scale, xs.zero_point, out=y)
+
             def run_cast():
                 with np.errstate(over="ignore", invalid="ignore"):
                     np.copyto(y, x, casting="unsafe")

@@ -45,13 +45,13 @@ def step_node(step: Step, consts: "dict[str, np.ndarray]") -> Node:
     return Node(str(a["op_type"]), step.name, ins, outs, attrs)
 
 
-def normalize_input(x: np.ndarray, step: Step) -> np.ndarray:
-    """``(x - mean) / std`` in float32, per channel (axis 1) for 4-D inputs, as the RKNN runtime does."""
+def normalize(x: np.ndarray, mean, std) -> np.ndarray:
+    """``(x - mean) / std`` in float32, per channel (axis 1) for inputs of rank >= 2, as the RKNN runtime
+    does; ``mean`` / ``std``: None, one value, or one per channel. Calibration normalizes the dataset with
+    the same function, so the ranges it records are those of the values the runtime quantizes."""
     v = np.asarray(x)
     if v.dtype != np.float32:
         v = v.astype(np.float32)
-    mean = step.attrs.get("mean")
-    std = step.attrs.get("std")
     if mean is None and std is None:
         return v
     shape = [1] * v.ndim
@@ -64,6 +64,11 @@ def normalize_input(x: np.ndarray, step: Step) -> np.ndarray:
         s = np.asarray(std, np.float32)
         v = v / (s.reshape(shape) if s.size > 1 else s.reshape(()))
     return v.astype(np.float32, copy=False)
+
+
+def normalize_input(x: np.ndarray, step: Step) -> np.ndarray:
+    """The ``input`` step's normalization (its attrs hold mean / std)."""
+    return normalize(x, step.attrs.get("mean"), step.attrs.get("std"))
 
 
 def to_f32(a: np.ndarray, spec: "TensorSpec | None") -> np.ndarray:

@@ -232,17 +232,21 @@ def _plain(v: Any) -> Any:
 # output dequantization); they are numpy float32 with round half to even, as ONNX QuantizeLinear.
 
 
-def quantize_f32(x: np.ndarray, scale: float, zero_point: int, out: "np.ndarray | None" = None) -> np.ndarray:
-    """int8 ``saturate(round_half_even(x / scale) + zero_point)`` computed in float32; NaN gives the zero
-    point."""
+def quantize_f32(
+    x: np.ndarray, scale: float, zero_point: int, out: "np.ndarray | None" = None, dtype=np.int8
+) -> np.ndarray:
+    """``saturate(round_half_even(x / scale) + zero_point)`` computed in float32, saturated to the integer
+    dtype (``out``'s, else ``dtype``: int8, or int16 for 16-bit tensors); NaN gives the zero point."""
+    dt = np.dtype(out.dtype if out is not None else dtype)
+    info = np.iinfo(dt)
     v = np.array(x, dtype=np.float32)  # a copy, also for 0-d inputs
     np.true_divide(v, np.float32(scale), out=v)
     np.rint(v, out=v)
     v += np.float32(zero_point)
-    np.clip(v, -128, 127, out=v)
+    np.clip(v, info.min, info.max, out=v)
     v[np.isnan(v)] = zero_point
     if out is None:
-        return v.astype(np.int8)
+        return v.astype(dt)
     np.copyto(out, v, casting="unsafe")
     return out
 
