@@ -29,6 +29,8 @@ from .lite import ModelRunner, RKNNLite, _api
 __all__ = ["RKNN"]
 
 _NOT_YET = "is not implemented yet in npuemu"
+# auto_hybrid checks the model's outputs on the first samples of the dataset
+_AUTO_HYBRID_SAMPLES = 4
 
 
 class RKNN(RKNNLite):
@@ -40,6 +42,8 @@ class RKNN(RKNNLite):
         self._config_set = False
         self._graph = None
         self._build_info: dict = {}
+        self._onnx_bytes: "bytes | None" = None
+        self._load_args: "dict | None" = None
 
     # --- config ------------------------------------------------------------------------------------------
     @_api()
@@ -63,6 +67,14 @@ class RKNN(RKNNLite):
 
         g = import_onnx(model, inputs=inputs, input_size_list=input_size_list, outputs=outputs,
                         input_initial_val=input_initial_val)
+        self._onnx_bytes = _onnx_bytes(model)
+        self._load_args = {
+            "inputs": inputs,
+            "input_size_list": [[int(d) for d in s] for s in input_size_list] if input_size_list else None,
+            "outputs": outputs,
+        }
+        if input_initial_val is not None:
+            self._load_args = None  # frozen input values are not kept in the hybrid data file
         for name in g.inputs:
             shape = g.values[name].shape
             if shape is None or any(d is None or d < 1 for d in shape):
@@ -117,43 +129,13 @@ class RKNN(RKNNLite):
             stds.append(self._config.stds_for(i, ch, name))
         return means, stds
 
-    @_api()
-    def build(self, do_quantization: bool = True, dataset=None, rknn_batch_size=None, auto_hybrid: bool = False,
-              **kwargs) -> int:
-        """Compiles the loaded model: w8a8 with ``do_quantization=True`` (calibrated on ``dataset``), else
-        float16 (or float32 with ``config(float_dtype='float32')``)."""
-        from .compiler import LowerOptions, compile_graph, prepare_graph
-        from .dataset import iter_dataset
-        from .runtime.host import normalize
+    def _lower_options(self, mode: str, layer_modes: "dict | None" = None):
+        from .compiler import LowerOptions
 
-        if kwargs:
-            raise TypeError(f"build got unexpected arguments {sorted(kwargs)}; it takes do_quantization, dataset, "
-                            f"rknn_batch_size, auto_hybrid")
-        if self._graph is None:
-            raise NpuError("no model: call load_onnx() first")
-        if not isinstance(do_quantization, bool):
-            raise TypeError(f"do_quantization must be True or False, got {do_quantization!r}")
-        if rknn_batch_size not in (None, 1):
-            raise NotImplementedError(f"rknn_batch_size={rknn_batch_size!r} {_NOT_YET} (only None or 1)")
-        if auto_hybrid:
-            raise NotImplementedError(f"auto_hybrid {_NOT_YET}")
         cfg = self._config
-        g = self._graph
-        plat = cfg.platform
-        if do_quantization:
-            mode = "w8a8"
-            if dataset is None:
-                raise NpuError("build(do_quantization=True) needs dataset='dataset.txt' (one calibration sample per "
-                               "line: .npy or image paths)")
-            if not isinstance(dataset, (str, os.PathLike)):
-                raise TypeError(f"dataset must be the path of a dataset file, got {type(dataset).__name__}")
-        else:
-            cfg.check_float_build()
-            mode = cfg.float_dtype
-        t0 = time.perf_counter()
-        means, stds = self._norm(g)
-        limits = plat.limits
-        opts = LowerOptions(
+        means, stds = self._norm(self._graph)
+        limits = cfg.platform.limits
+        return LowerOptions(
             mode=mode,
             per_channel=cfg.quantized_method == "channel",
             limits={
@@ -167,33 +149,217 @@ class RKNN(RKNNLite):
             },
             means=means,
             stds=stds,
+            layer_modes=dict(layer_modes or {}),
         )
-        gp = prepare_graph(g)
-        samples = None
-        n = None
-        if mode == "w8a8":
-            specs = self._input_specs(g)
-            rgb = [cfg.rgb2bgr_for(i) for i in range(len(specs))]
-            # checks the file; the samples are then read one at a time (the line count gives progress as i/n)
-            raw = iter_dataset(dataset, specs, rgb2bgr=rgb, log=lambda m: self._log.info(m, always=True))
-            n = sum(1 for _ in _sample_lines(dataset))
-            samples = (
-                {name: normalize(x, m, s) for (name, _), x, m, s in zip(specs, sample, means, stds)} for sample in raw
-            )
-        prog = compile_graph(gp, opts, samples, n, log=lambda m: self._log.info(m, always=True), prepared=True,
-                             algorithm=cfg.quantized_algorithm)
+
+    def _dataset_samples(self, dataset, max_samples=None):
+        """(iterator of (program inputs, graph feeds) per sample, sample count) of a dataset file."""
+        from .dataset import iter_dataset
+        from .runtime.host import normalize
+
+        if dataset is None:
+            raise NpuError("a w8a8 build needs dataset='dataset.txt' (one calibration sample per line: .npy or "
+                           "image paths)")
+        if not isinstance(dataset, (str, os.PathLike)):
+            raise TypeError(f"dataset must be the path of a dataset file, got {type(dataset).__name__}")
+        g = self._graph
+        cfg = self._config
+        specs = self._input_specs(g)
+        means, stds = self._norm(g)
+        rgb = [cfg.rgb2bgr_for(i) for i in range(len(specs))]
+        # checks the file; the samples are then read one at a time (the line count gives progress as i/n)
+        raw = iter_dataset(dataset, specs, rgb2bgr=rgb, max_samples=max_samples,
+                           log=lambda m: self._log.info(m, always=True))
+        n = sum(1 for _ in _sample_lines(dataset))
+        if max_samples is not None:
+            n = min(n, max_samples)
+        pairs = ((sample, {name: normalize(x, m, s) for (name, _), x, m, s in zip(specs, sample, means, stds)})
+                 for sample in raw)
+        return pairs, n
+
+    def _calibrate(self, gp, dataset, keep: int = 0):
+        """Calibration ranges of the prepared graph over the dataset (the configured algorithm), and the
+        first ``keep`` samples as (program inputs, graph feeds) pairs."""
+        from .compiler import calibrate_ranges
+
+        pairs, n = self._dataset_samples(dataset)
+        kept: list = []
+
+        def feeds():
+            for raw, norm in pairs:
+                if len(kept) < keep:
+                    kept.append((raw, norm))
+                yield norm
+
+        ranges = calibrate_ranges(gp, feeds(), n, log=lambda m: self._log.info(m, always=True),
+                                  algorithm=self._config.quantized_algorithm)
+        return ranges, kept
+
+    def _finish_build(self, prog, mode: str, t0: float, extra: "dict | None" = None) -> None:
         summary = prog.summary()
         dt = time.perf_counter() - t0
         self._program = prog
         self._runner = None
-        self._build_info = {"mode": mode, "platform": plat.name, "seconds": round(dt, 3), **summary}
+        self._build_info = {"mode": mode, "platform": self._config.platform.name, "seconds": round(dt, 3),
+                            **summary, **(extra or {})}
+        hybrid = len(prog.meta.get("layer_modes") or {})
         self._log.info(
-            f"build: {mode} for {plat.name}, {summary['NPU']} ops on the NPU, {summary['CPU']} on the CPU"
+            f"build: {mode} for {self._config.platform.name}"
+            + (f" ({hybrid} layers in float16)" if hybrid else "")
+            + f", {summary['NPU']} ops on the NPU, {summary['CPU']} on the CPU"
             + (f" ({', '.join(_cpu_ops(prog))})" if summary["CPU"] else "")
             + f", {dt:.1f} s",
             always=True,
         )
+
+    @_api()
+    def build(self, do_quantization: bool = True, dataset=None, rknn_batch_size=None, auto_hybrid: bool = False,
+              **kwargs) -> int:
+        """Compiles the loaded model: w8a8 with ``do_quantization=True`` (calibrated on ``dataset``), else
+        float16 (or float32 with ``config(float_dtype='float32')``). ``auto_hybrid=True`` moves the layers
+        whose cosine falls under ``config(auto_hybrid_cos_thresh=...)`` to float16 (see
+        :mod:`npuemu.compiler.hybrid`)."""
+        from .compiler import compile_graph, prepare_graph
+        from .compiler.hybrid import auto_hybrid as choose
+        from .compiler.lower import lower
+
+        if kwargs:
+            raise TypeError(f"build got unexpected arguments {sorted(kwargs)}; it takes do_quantization, dataset, "
+                            f"rknn_batch_size, auto_hybrid")
+        if self._graph is None:
+            raise NpuError("no model: call load_onnx() first")
+        if not isinstance(do_quantization, bool):
+            raise TypeError(f"do_quantization must be True or False, got {do_quantization!r}")
+        if not isinstance(auto_hybrid, bool):
+            raise TypeError(f"auto_hybrid must be True or False, got {auto_hybrid!r}")
+        if rknn_batch_size not in (None, 1):
+            raise NotImplementedError(f"rknn_batch_size={rknn_batch_size!r} {_NOT_YET} (only None or 1)")
+        cfg = self._config
+        if auto_hybrid and not do_quantization:
+            raise NpuError("auto_hybrid=True mixes float16 into a w8a8 build: it needs do_quantization=True")
+        if auto_hybrid and cfg.auto_hybrid_euc_thresh is not None:
+            raise NotImplementedError(f"auto_hybrid_euc_thresh {_NOT_YET}; auto_hybrid uses auto_hybrid_cos_thresh")
+        if not do_quantization:
+            cfg.check_float_build()
+        mode = "w8a8" if do_quantization else cfg.float_dtype
+        t0 = time.perf_counter()
+        opts = self._lower_options(mode)
+        gp = prepare_graph(self._graph)
+        log = lambda m: self._log.info(m, always=True)  # noqa: E731
+        extra = {}
+        if mode != "w8a8":
+            prog = compile_graph(gp, opts, prepared=True, log=log)
+        else:
+            ranges, kept = self._calibrate(gp, dataset, keep=_AUTO_HYBRID_SAMPLES if auto_hybrid else 0)
+            if auto_hybrid:
+                prog, chosen, _ = choose(gp, opts, ranges, kept, cfg.auto_hybrid_cos_thresh, log=log)
+                extra["auto_hybrid_layers"] = sorted(chosen)
+            else:
+                prog = lower(gp, opts, ranges, log)
+        self._finish_build(prog, mode, t0, extra)
         return 0
+
+    # --- hybrid quantization -----------------------------------------------------------------------------
+    @_api()
+    def hybrid_quantization_step1(self, dataset=None, rknn_batch_size=None, proposal: bool = False,
+                                  proposal_dataset_size: int = 1, custom_hybrid=None, **kwargs) -> int:
+        """Calibrates on ``dataset`` and writes, in the current folder, ``<model>.model`` (the ONNX model),
+        ``<model>.data`` (load options, config and calibration ranges; npuemu's model-file container) and
+        ``<model>.quantization.cfg`` (edit ``custom_quantize_layers`` to put layers in float16; with
+        ``proposal=True`` npuemu fills it with the layers auto_hybrid would choose)."""
+        from .compiler import prepare_graph
+        from .compiler.hybrid import auto_hybrid as choose, write_cfg
+        from .runtime import modelfile
+
+        if kwargs:
+            raise TypeError(f"hybrid_quantization_step1 got unexpected arguments {sorted(kwargs)}")
+        if self._graph is None or self._onnx_bytes is None:
+            raise NpuError("no model: call load_onnx() first")
+        if self._load_args is None:
+            raise NotImplementedError(f"hybrid quantization of a model loaded with input_initial_val {_NOT_YET}")
+        if rknn_batch_size not in (None, 1):
+            raise NotImplementedError(f"rknn_batch_size={rknn_batch_size!r} {_NOT_YET} (only None or 1)")
+        if custom_hybrid is not None:
+            raise NotImplementedError(f"custom_hybrid {_NOT_YET}; name the layers in the cfg's "
+                                      f"custom_quantize_layers instead")
+        if not isinstance(proposal, bool):
+            raise TypeError(f"proposal must be True or False, got {proposal!r}")
+        if isinstance(proposal_dataset_size, bool) or not isinstance(proposal_dataset_size, int) or \
+                proposal_dataset_size < 1:
+            raise ValueError(f"proposal_dataset_size must be an int >= 1, got {proposal_dataset_size!r}")
+        gp = prepare_graph(self._graph)
+        ranges, kept = self._calibrate(gp, dataset, keep=proposal_dataset_size if proposal else 0)
+        chosen: dict = {}
+        if proposal:
+            _, chosen, _ = choose(gp, self._lower_options("w8a8"), ranges, kept,
+                                  self._config.auto_hybrid_cos_thresh, log=lambda m: self._log.info(m, always=True))
+        stem = self._model_stem()
+        tensors = [o for n in gp.nodes for o in n.outputs if o and not gp.is_const(o)]
+        data = {
+            "kind": "npuemu hybrid quantization data",
+            "load": self._load_args,
+            "config": self._config.to_dict(),
+            "ranges": {k: [ranges.lo[k], ranges.hi[k]] for k in ranges.lo},
+            "clip": {k: list(v) for k, v in ranges.clip.items()},
+            "samples": ranges.samples,
+        }
+        modelfile.atomic_write(stem + ".model", self._onnx_bytes)
+        modelfile.save(stem + ".data", _jsonable(data), {}, producer=f"npuemu {__version__}")
+        write_cfg(stem + ".quantization.cfg", chosen, ranges, tensors,
+                  note=f"written by npuemu {__version__} hybrid_quantization_step1"
+                  + (" (proposal: the layers auto_hybrid chose)" if proposal else ""))
+        self._log.info(f"wrote {stem}.model, {stem}.data, {stem}.quantization.cfg; edit the cfg, then call "
+                       f"hybrid_quantization_step2", always=True)
+        return 0
+
+    @_api()
+    def hybrid_quantization_step2(self, model_input, data_input, model_quantization_cfg, **kwargs) -> int:
+        """Builds the w8a8 model with the float16 layers and int8 ranges of the (edited) cfg; the model and
+        data files come from hybrid_quantization_step1. No calibration runs."""
+        from .compiler import prepare_graph
+        from .compiler.hybrid import read_cfg
+        from .compiler.lower import lower
+        from .compiler.quantize import Ranges
+        from .config import make_config
+        from .frontend import import_onnx
+        from .runtime import modelfile
+
+        if kwargs:
+            raise TypeError(f"hybrid_quantization_step2 got unexpected arguments {sorted(kwargs)}")
+        for what, p in (("model_input", model_input), ("data_input", data_input),
+                        ("model_quantization_cfg", model_quantization_cfg)):
+            if not isinstance(p, (str, os.PathLike)) or not os.path.isfile(p):
+                raise NpuError(f"{what} {p!r} is not a file (hybrid_quantization_step1 writes it)")
+        t0 = time.perf_counter()
+        meta, _, _ = modelfile.load(data_input, mmap=False)
+        if not isinstance(meta, dict) or meta.get("kind") != "npuemu hybrid quantization data":
+            raise NpuError(f"{os.fspath(data_input)!r} is not a data file written by hybrid_quantization_step1")
+        layers, user_ranges = read_cfg(model_quantization_cfg)
+        load = meta.get("load") or {}
+        cfg = make_config(**meta.get("config", {}))
+        g = import_onnx(os.fspath(model_input), **load)
+        self._config, self._graph = cfg, g
+        self._onnx_bytes, self._load_args = None, load
+        ranges = Ranges()
+        for k, (lo, hi) in meta["ranges"].items():
+            ranges.lo[k], ranges.hi[k] = float(lo), float(hi)
+        ranges.clip = {k: (float(v[0]), float(v[1])) for k, v in meta.get("clip", {}).items()}
+        ranges.samples = int(meta.get("samples", 1))
+        unknown = sorted(set(user_ranges) - set(ranges.lo))
+        if unknown:
+            raise NpuError(f"the cfg gives quantize_parameters for unknown tensors {unknown[:5]}")
+        for k, (lo, hi) in user_ranges.items():
+            if ranges.get8(k) != (lo, hi):
+                ranges.clip[k] = (lo, hi)
+        gp = prepare_graph(g)
+        prog = lower(gp, self._lower_options("w8a8", layers), ranges, lambda m: self._log.info(m, always=True))
+        self._finish_build(prog, "w8a8", t0, {"hybrid_layers": sorted(layers)})
+        return 0
+
+    def _model_stem(self) -> str:
+        p = getattr(self, "_model_path", None)
+        base = os.path.splitext(os.path.basename(p))[0] if p else "model"
+        return base or "model"
 
     # --- export / load -----------------------------------------------------------------------------------
     @_api()
@@ -285,14 +451,71 @@ class RKNN(RKNNLite):
     def eval_perf(self, is_print: bool = True, **kwargs):
         return self._not_yet("eval_perf")
 
-    def accuracy_analysis(self, inputs, output_dir: str = "./snapshot", target=None, **kwargs):
-        return self._not_yet("accuracy_analysis")
+    @_api()
+    def accuracy_analysis(self, inputs, output_dir: str = "./snapshot", target=None, device_id=None,
+                          **kwargs) -> int:
+        """Per-layer error of the built model against the float32 golden graph on one input (``inputs``: one
+        path per model input, .npy NCHW or an image, or numpy arrays as for inference). Writes
+        ``output_dir/error_analysis.txt`` (``[OpType] name | entire: cos, euc | single: cos, euc``),
+        ``golden/`` and ``simulator/`` (one .npy per layer) and ``map_name_to_file.txt``; prints the table."""
+        from .analysis import format_table, layer_errors, write_report
+        from .compiler import prepare_graph
+        from .runtime.host import normalize
 
-    def hybrid_quantization_step1(self, *a, **k):
-        return self._not_yet("hybrid_quantization_step1")
+        if kwargs:
+            raise TypeError(f"accuracy_analysis got unexpected arguments {sorted(kwargs)}")
+        if self._program is None or self._graph is None:
+            raise NpuError("accuracy_analysis needs the ONNX model and its build: call load_onnx() and build() "
+                           "first (a model loaded with load_rknn has no float graph to compare with)")
+        plat = self._platform()
+        if target is not None and (not isinstance(target, str) or target.lower() != plat):
+            raise NpuError(f"target {target!r}: npuemu analyses on its emulator of {plat}; use target=None")
+        if device_id is not None:
+            raise NpuError("device_id is for boards; npuemu's emulator takes device_id=None")
+        if not isinstance(output_dir, (str, os.PathLike)):
+            raise TypeError(f"output_dir must be a folder path, got {type(output_dir).__name__}")
+        raw = self._analysis_inputs(inputs)
+        g = self._graph
+        means, stds = self._norm(g)
+        feeds = {name: normalize(x, m, s_) for name, x, m, s_ in zip(g.inputs, raw, means, stds)}
+        gp = prepare_graph(g)
+        t0 = time.perf_counter()
+        rows, gold, sim = layer_errors(gp, self._program, raw, feeds, core_mask=1,
+                                       log=lambda m: self._log.info(m, always=True))
+        mode = self._build_info.get("mode", "?")
+        head = (f"npuemu {__version__} accuracy analysis: {mode} build for {plat}, {len(rows)} layers; "
+                f"golden = float32 reference graph\n"
+                f"entire: the layer's output in the quantized run; single: the layer fed golden inputs")
+        path = write_report(output_dir, rows, gold, sim, list(gp.outputs), header=head)
+        print(format_table(rows))
+        self._log.info(f"accuracy analysis written to {path} ({time.perf_counter() - t0:.1f} s)", always=True)
+        return 0
 
-    def hybrid_quantization_step2(self, *a, **k):
-        return self._not_yet("hybrid_quantization_step2")
+    def _analysis_inputs(self, inputs) -> "list[np.ndarray]":
+        import tempfile
+
+        from .dataset import iter_dataset
+
+        g = self._graph
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != len(g.inputs):
+            raise NpuError(f"inputs must be a list of {len(g.inputs)} input(s) (file paths or arrays), one per "
+                           f"model input {list(g.inputs)}")
+        if all(isinstance(x, (str, os.PathLike)) for x in inputs):
+            paths = [os.path.abspath(os.fspath(x)) for x in inputs]
+            for p in paths:
+                if not os.path.isfile(p):
+                    raise NpuError(f"input file {p!r} does not exist")
+                if any(c.isspace() for c in p):
+                    raise NpuError(f"input path {p!r} contains spaces; npuemu's dataset lines split on spaces")
+            with tempfile.TemporaryDirectory() as d:
+                ds = os.path.join(d, "inputs.txt")
+                with open(ds, "w", encoding="utf-8") as f:
+                    f.write(" ".join(paths) + "\n")
+                rgb = [self._config.rgb2bgr_for(i) for i in range(len(paths))]
+                return list(next(iter(iter_dataset(ds, self._input_specs(g), rgb2bgr=rgb))))
+        if all(isinstance(x, np.ndarray) for x in inputs):
+            return ModelRunner(self._program, 1).prepare_inputs(list(inputs), None)
+        raise NpuError("inputs must be all file paths or all numpy arrays")
 
     def get_sdk_version(self):
         return f"npuemu {__version__} (emulator)"
@@ -303,6 +526,15 @@ class RKNN(RKNNLite):
         self._program = None
         self._graph = None
         return 0
+
+
+def _onnx_bytes(model) -> bytes:
+    if isinstance(model, (str, os.PathLike)):
+        with open(model, "rb") as f:
+            return f.read()
+    if isinstance(model, (bytes, bytearray)):
+        return bytes(model)
+    return model.SerializeToString()
 
 
 def _sample_lines(path):

@@ -15,7 +15,8 @@ from ..runtime.program import Program
 from .lower import DEFAULT_LIMITS, MODES, LowerOptions, lower
 from .quantize import Ranges, calibrate, choose_mmse
 
-__all__ = ["prepare_graph", "compile_graph", "LowerOptions", "DEFAULT_LIMITS", "MODES", "Ranges", "calibrate"]
+__all__ = ["prepare_graph", "compile_graph", "calibrate_ranges", "LowerOptions", "DEFAULT_LIMITS", "MODES", "Ranges",
+           "calibrate"]
 
 # activations the output stage of the MAC array and of the DPU's Add apply in the integer domain
 _OUTPUT_STAGE_ACTS = {"relu", "clip", "leaky_relu"}
@@ -61,13 +62,26 @@ def compile_graph(
     if opts.mode == "w8a8":
         if samples is None:
             raise ValueError("a w8a8 build needs calibration samples")
-        if algorithm not in ("normal", "mmse"):
-            raise ValueError(f"quantized_algorithm must be 'normal' or 'mmse', got {algorithm!r}")
-        if algorithm == "mmse":
-            samples = list(samples)
-        ranges = calibrate(g, samples, n_samples, log)
-        if ranges.samples == 0:
-            raise ValueError("the calibration dataset has no samples")
-        if algorithm == "mmse":
-            choose_mmse(g, samples, ranges, log)
+        ranges = calibrate_ranges(g, samples, n_samples, log, algorithm)
     return lower(g, opts, ranges, log)
+
+
+def calibrate_ranges(
+    graph: Graph,
+    samples: "Iterable[dict[str, np.ndarray]]",
+    n_samples: "int | None" = None,
+    log: "Callable[[str], None] | None" = None,
+    algorithm: str = "normal",
+) -> Ranges:
+    """The activation ranges of the prepared ``graph`` over ``samples`` by ``algorithm`` ('normal': min /
+    max; 'mmse': clipped where that lowers the int8 round-trip error)."""
+    if algorithm not in ("normal", "mmse"):
+        raise ValueError(f"quantized_algorithm must be 'normal' or 'mmse', got {algorithm!r}")
+    if algorithm == "mmse":
+        samples = list(samples)
+    ranges = calibrate(graph, samples, n_samples, log)
+    if ranges.samples == 0:
+        raise ValueError("the calibration dataset has no samples")
+    if algorithm == "mmse":
+        choose_mmse(graph, samples, ranges, log)
+    return ranges

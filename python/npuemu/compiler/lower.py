@@ -79,6 +79,9 @@ class LowerOptions:
     limits: "dict[str, int]" = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     means: "list[np.ndarray | None]" = field(default_factory=list)  # per graph input, float32 per channel
     stds: "list[np.ndarray | None]" = field(default_factory=list)
+    # hybrid quantization (w8a8 builds): layer -> 'float16' (or 'w8a8'); a layer is named by its node name
+    # or by one of its output tensors
+    layer_modes: "dict[str, str]" = field(default_factory=dict)
 
 
 def _enc(v: Any, consts: dict, prefix: str) -> Any:
@@ -109,7 +112,9 @@ class _Lowerer:
         self.o = opts
         self.ranges = ranges
         self.log = log
-        self.mode = opts.mode
+        self.base_mode = opts.mode
+        self.mode = opts.mode  # the mode of the node being lowered (hybrid builds mix w8a8 and float16)
+        self.region_mode: "dict[str, str]" = {}
         self.tensors: "dict[str, TensorSpec]" = {}
         self.steps: "list[Step]" = []
         self.consts: "dict[str, np.ndarray]" = {}
@@ -183,8 +188,12 @@ class _Lowerer:
             qp = self.qparams(v)
             t = self.new_tensor(v + "#q", shape, "int8", qp)
             self.add_step("quantize", v, [src], [t], target="NPU", op_type="Quantize")
+        elif form == "w":  # int16 from float (hybrid builds: a float16 layer's output read by tables)
+            src = reps.get("f") or reps.get("h")
+            t = self.new_tensor(v + "#w", shape, "int16", self.wide_qparams(v))
+            self.add_step("quantize", v, [src], [t], target="NPU", op_type="Quantize")
         elif form == "h":
-            src = reps.get("f") or reps.get("q")
+            src = reps.get("f") or reps.get("q") or reps.get("w")
             t = self.new_tensor(v + "#h", shape, "float16")
             self.add_step("cast", v, [src], [t], target="NPU", op_type="Cast")
         elif form == "f":
@@ -199,7 +208,7 @@ class _Lowerer:
     def stored_form(self, v: str) -> "str | None":
         """The NPU-side form of v if it has one ('q' or 'h')."""
         if v in self.region and v not in self.rep:
-            return "h" if self.mode == "float16" else "q"
+            return "h" if self.region_mode[v] == "float16" else "q"
         reps = self.rep.get(v, {})
         for f in ("q", "h", "w"):
             if f in reps:
@@ -208,6 +217,17 @@ class _Lowerer:
 
     def npu_form(self) -> str:
         return {"w8a8": "q", "float16": "h", "float32": "f"}[self.mode]
+
+    def node_mode(self, n: Node) -> str:
+        """The build mode of node n: the base mode unless hybrid quantization names the node or an output."""
+        lm = self.o.layer_modes
+        if not lm:
+            return self.base_mode
+        m = lm.get(n.name)
+        for o in n.outputs:
+            if m is None and o:
+                m = lm.get(o)
+        return m or self.base_mode
 
     def out_tensor(self, v: str, form: str, qp=None) -> str:
         dt = {"q": "int8", "h": "float16", "f": "float32", "w": "int16"}[form]
@@ -245,7 +265,9 @@ class _Lowerer:
             t = self.out_tensor(name, form)
             self.add_step("input", name, [user], [t], attrs, target="NPU" if form != "f" else "CPU", op_type="Input")
         for n in g.nodes:
+            self.mode = self.node_mode(n)
             self.lower_node(n)
+        self.mode = self.base_mode
         outs = []
         for name in g.outputs:
             if g.is_const(name):
@@ -269,7 +291,13 @@ class _Lowerer:
             self.consts,
             [n + "#in" for n in g.inputs],
             outs,
-            {"input_names": list(g.inputs), "output_names": list(g.outputs)},
+            {
+                "input_names": list(g.inputs),
+                "output_names": list(g.outputs),
+                # program tensor -> the graph value it holds (accuracy analysis, reports)
+                "values": {t: v for v, reps in self.rep.items() for t in reps.values()},
+                "layer_modes": {k: v for k, v in sorted(self.o.layer_modes.items())},
+            },
         )
         prog.validate()
         return prog
@@ -368,11 +396,13 @@ class _Lowerer:
         if root in self.region:
             return False
         if self.mode == "float16":
-            if self.stored_form(root) != "h" or n.op_type not in _FP16_TABLE_OK:
+            # a float16 table reads float16; in a hybrid build the root may be int8 / int16 (then cast)
+            if self.stored_form(root) not in ("h", "q", "w") or n.op_type not in _FP16_TABLE_OK:
                 return False
-        elif self.stored_form(root) not in ("q", "w") or self.ranges is None or self.ranges.get(y) is None:
+        elif self.stored_form(root) is None or self.ranges is None or self.ranges.get(y) is None:
             return False
         self.region[y] = root
+        self.region_mode[y] = self.mode
         self.absorbed[y] = n
         return True
 
@@ -394,13 +424,17 @@ class _Lowerer:
 
         visit(v)
         reps = self.rep.get(root, {})
-        if self.mode == "float16":
+        fp16 = self.region_mode[v] == "float16"
+        if fp16:
             src = self.need(root, "h")
         else:
-            src = reps["w"] if "w" in reps and "q" not in reps else self.need(root, "q")
+            if "q" not in reps and ("w" in reps or "h" in reps):
+                src = self.need(root, "w")  # the table reads 16 bits (a float16 root: hybrid builds)
+            else:
+                src = self.need(root, "q")
         xs, xz = self.tensors[src].scale, self.tensors[src].zero_point
         codes = _codes(self.tensors[src].dtype)  # table index = the stored value's bit pattern
-        if self.mode == "float16":
+        if fp16:
             env = {root: codes.astype(np.float32)}
         else:
             env = {root: ((codes.astype(np.float32) - np.float32(xz)) * np.float32(xs)).astype(np.float32)}
@@ -415,7 +449,7 @@ class _Lowerer:
                 else:
                     ins.append(env[x])
             env[node.outputs[0]] = run_node(node, ins)[0].astype(np.float32).reshape(codes.size)
-        if self.mode == "float16":
+        if fp16:
             # float16 -> float16: the chain in float32 on every float16 value, rounded once to float16
             tname = self.out_tensor(v, "h")
             with np.errstate(over="ignore", invalid="ignore"):  # beyond 65504: inf, as IEEE rounding gives
@@ -565,7 +599,13 @@ class _Lowerer:
         leaves the NPU (a graph output, or read only by CPU ops) where int8 would only lose precision."""
         if self.ranges is None or self.ranges.get(y) is None:
             return False
-        return self.leaves_npu(y) or self.feeds_tables(y)
+        return self.leaves_npu(y) or self.feeds_tables(y) or self.feeds_float16(y)
+
+    def feeds_float16(self, y: str) -> bool:
+        """In a hybrid build, y is read by a float16 layer: int16 keeps its precision until the cast."""
+        return bool(self.o.layer_modes) and any(
+            self.node_mode(c) == "float16" for c in self.consumers.get(y, [])
+        )
 
     def leaves_npu(self, y: str, depth: int = 0) -> bool:
         """y is a graph output, or read only by CPU ops, or only moved (reshaped, transposed, sliced) into
@@ -790,7 +830,8 @@ class _Lowerer:
     def lower_fp16_elementwise(self, n: Node) -> bool:
         if any(self.g.values[o].dtype.kind != "f" for o in n.outputs if o) or "_add" in n.attrs:
             return False
-        if not any(self.stored_form(x) == "h" for x in n.inputs if x and not self.is_const(x)):
+        # on the NPU when an input is there (float16; int8 / int16 in a hybrid build, then cast)
+        if not any(self.stored_form(x) is not None for x in n.inputs if x and not self.is_const(x)):
             return False
         ins = []
         for x in n.inputs:
@@ -804,6 +845,31 @@ class _Lowerer:
         attrs = {"op_type": n.op_type, "node_attrs": self.node_attrs(n, n.name), "n_inputs": len(n.inputs)}
         self.add_step("eval", n.name, ins, outs, attrs, target="NPU", op_type=n.op_type)
         return True
+
+
+LAYER_MODES = {"float16": "float16", "w8a8": "w8a8", "int8": "w8a8"}
+
+
+def check_layer_modes(graph: Graph, opts: LowerOptions) -> None:
+    """Validates hybrid quantization settings (names exist, modes known) and normalizes 'int8' to 'w8a8'."""
+    if not opts.layer_modes:
+        return
+    if opts.mode != "w8a8":
+        raise ValueError(f"per-layer modes (hybrid quantization) apply to w8a8 builds, not {opts.mode}")
+    names = {n.name for n in graph.nodes} | {o for n in graph.nodes for o in n.outputs if o}
+    unknown = sorted(k for k in opts.layer_modes if k not in names)
+    if unknown:
+        outs = [n.outputs[0] for n in graph.nodes if n.outputs and n.outputs[0]]
+        raise ValueError(
+            f"hybrid quantization names {len(unknown)} unknown layer(s): {', '.join(map(repr, unknown[:5]))}; "
+            f"layers are node names or output tensor names of the compiled graph, e.g. "
+            f"{', '.join(map(repr, outs[:4]))} (accuracy_analysis lists them all)"
+        )
+    bad = sorted({str(v) for v in opts.layer_modes.values() if v not in LAYER_MODES})
+    if bad:
+        raise ValueError(f"hybrid layer dtype {bad[0]!r} is not supported; valid: float16, int8 (int16 layers are "
+                         f"not implemented yet in npuemu)")
+    opts.layer_modes = {k: LAYER_MODES[v] for k, v in opts.layer_modes.items()}
 
 
 def wide_qparams(lo: float, hi: float) -> "tuple[float, int]":
@@ -837,5 +903,6 @@ def lower(
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {opts.mode!r}")
     if opts.mode == "w8a8" and ranges is None:
         raise ValueError("a w8a8 build needs calibration ranges")
+    check_layer_modes(graph, opts)
     lw = _Lowerer(graph, opts, ranges, log or (lambda s: None))
     return lw.run()

@@ -62,6 +62,23 @@ class ModelFileError(NpuError):
     """The model file is missing, foreign, truncated, corrupted or malformed; the message says which."""
 
 
+def atomic_write(path, data: "bytes | str") -> None:
+    """Writes a whole file atomically (temporary file in the same folder, then rename): readers see the old
+    file or the new one, never a half-written one."""
+    path = os.fspath(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
