@@ -120,9 +120,10 @@ class RKNN(RKNNLite):
     @_api()
     def build(self, do_quantization: bool = True, dataset=None, rknn_batch_size=None, auto_hybrid: bool = False,
               **kwargs) -> int:
-        """Compiles the loaded model: w8a8 with ``do_quantization=True`` (calibrated on ``dataset``), else
+        """Compiles the loaded model: w8a8 with ``do_quantization=True`` (calibrated on ``dataset``; a QDQ
+        model, whose QuantizeLinear / DequantizeLinear pairs fix its quantization, needs none), else
         float16 (or float32 with ``config(float_dtype='float32')``)."""
-        from .compiler import LowerOptions, compile_graph, prepare_graph
+        from .compiler import LowerOptions, compile_graph, has_fixed_quantization, prepare_graph
         from .dataset import iter_dataset
         from .runtime.host import normalize
 
@@ -142,10 +143,7 @@ class RKNN(RKNNLite):
         plat = cfg.platform
         if do_quantization:
             mode = "w8a8"
-            if dataset is None:
-                raise NpuError("build(do_quantization=True) needs dataset='dataset.txt' (one calibration sample per "
-                               "line: .npy or image paths)")
-            if not isinstance(dataset, (str, os.PathLike)):
+            if dataset is not None and not isinstance(dataset, (str, os.PathLike)):
                 raise TypeError(f"dataset must be the path of a dataset file, got {type(dataset).__name__}")
         else:
             cfg.check_float_build()
@@ -171,7 +169,11 @@ class RKNN(RKNNLite):
         gp = prepare_graph(g)
         samples = None
         n = None
-        if mode == "w8a8":
+        if mode == "w8a8" and dataset is None and not has_fixed_quantization(gp):
+            raise NpuError("build(do_quantization=True) needs dataset='dataset.txt' (one calibration sample per "
+                           "line: .npy or image paths); only QDQ models (QuantizeLinear / DequantizeLinear pairs) "
+                           "build without one")
+        if mode == "w8a8" and dataset is not None:
             specs = self._input_specs(g)
             rgb = [cfg.rgb2bgr_for(i) for i in range(len(specs))]
             # checks the file; the samples are then read one at a time (the line count gives progress as i/n)
