@@ -557,3 +557,51 @@ def test_pass_removes_every_pair_of_onnxruntime_models(tmp_path_factory):
     assert not {"QuantizeLinear", "DequantizeLinear"} & set(g.op_types())
     assert g.outputs == ["y"] and set(g.quant.activations) >= set(model_activation_qparams(onnx.load(path)))
     assert not g.quant.refused
+
+
+def test_int32_bias_kept_where_float32_cannot_carry_it(tmp_path):
+    """A bias beyond 2^24 in magnitude is not exact in float32, so re-quantizing the folded float bias would
+    change it: the model's int32 values are kept (its scale is x_scale * w_scale as the NPU accumulates)."""
+    rng = np.random.default_rng(12)
+    w = rng.integers(-100, 100, (4, 3, 3, 3)).astype(np.int8)
+    ws = np.array([0.01, 0.02, 0.015, 0.005], F32)
+    b = np.array([2**25 + 1, -(2**25) - 3, 12345, -7], np.int32)
+    bs = (np.float32(0.02) * ws).astype(F32)  # onnxruntime's bias scale: the float32 product
+    m = make_model(
+        [node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]), node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+         node("DequantizeLinear", ["w", "ws"], ["wd"], axis=0), node("DequantizeLinear", ["b", "bs"], ["bd"], axis=0),
+         node("Conv", ["xd", "wd", "bd"], ["c"]), node("QuantizeLinear", ["c", "ys", "yz"], ["cq"]),
+         node("DequantizeLinear", ["cq", "ys", "yz"], ["y"])],
+        {"x": ([1, 3, 5, 5], F32)}, ["y"],
+        {"xs": np.array(0.02, F32), "xz": np.array(0, np.int8), "w": w, "ws": ws, "b": b, "bs": bs,
+         "ys": np.array(0.5, F32), "yz": np.array(0, np.int8)},
+    )  # fmt: skip
+    path = _save(tmp_path, m)
+    prog = compile_qdq(path)
+    (conv,) = [s for s in prog.steps if s.kind == "conv"]
+    np.testing.assert_array_equal(prog.consts[conv.inputs[3]], b)
+    x = rng.standard_normal((1, 3, 5, 5)).astype(F32)
+    assert _steps(Runtime(prog).run([x])[0], run_ort(path, {"x": x}, False), 0.5)[0] <= 1
+
+
+def test_table_rounds_intermediates_like_the_model(tmp_path):
+    """x * sigmoid(x) with the sigmoid quantized on a coarse grid (16 steps over [0, 1]): the lookup table
+    rounds the sigmoid as the model does. Checked on all 256 input codes against onnxruntime."""
+    xs, xz = np.float32(0.05), np.int8(0)
+    m = make_model(
+        [node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]), node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+         node("Sigmoid", ["xd"], ["sg"]), node("QuantizeLinear", ["sg", "ss", "sz"], ["sq"]),
+         node("DequantizeLinear", ["sq", "ss", "sz"], ["sd"]), node("Mul", ["xd", "sd"], ["y0"]),
+         node("QuantizeLinear", ["y0", "ys", "yz"], ["yq"]), node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])],
+        {"x": ([1, 256], F32)}, ["y"],
+        {"xs": np.array(xs), "xz": np.array(xz), "ss": np.array(1 / 16, F32), "sz": np.array(-128, np.int8),
+         "ys": np.array(0.03, F32), "yz": np.array(-100, np.int8)},
+    )  # fmt: skip
+    path = _save(tmp_path, m)
+    prog = compile_qdq(path)
+    assert [s.kind for s in prog.steps] == ["input", "lut", "output"]
+    codes = np.arange(-128, 128, dtype=np.float32)
+    x = ((codes - np.float32(xz)) * xs).astype(F32).reshape(1, 256)  # every int8 code, exactly
+    y = Runtime(prog).run([x])[0]
+    for optimized in (True, False):
+        assert _steps(y, run_ort(path, {"x": x}, optimized), 0.03)[0] == 0, optimized
