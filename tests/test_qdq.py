@@ -605,3 +605,27 @@ def test_table_rounds_intermediates_like_the_model(tmp_path):
     y = Runtime(prog).run([x])[0]
     for optimized in (True, False):
         assert _steps(y, run_ort(path, {"x": x}, optimized), 0.03)[0] == 0, optimized
+
+
+def test_requantization_after_maxpool_stays(tmp_path):
+    """MaxPool keeps its input's quantization in the int8 program; a pair after it with other parameters
+    (clipping the range to half) is a requantization: it stays (CPU ops) and the result is onnxruntime's."""
+    rng = np.random.default_rng(13)
+    m = make_model(
+        [node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]), node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+         node("MaxPool", ["xd"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+         node("QuantizeLinear", ["p", "ps", "pz"], ["pq"]), node("DequantizeLinear", ["pq", "ps", "pz"], ["pd"]),
+         node("Add", ["pd", "pd"], ["a"]), node("QuantizeLinear", ["a", "as", "az"], ["aq"]),
+         node("DequantizeLinear", ["aq", "as", "az"], ["y"])],
+        {"x": ([1, 2, 6, 6], F32)}, ["y"],
+        {"xs": np.array(0.02, F32), "xz": np.array(0, np.int8), "ps": np.array(0.01, F32),
+         "pz": np.array(0, np.int8), "as": np.array(0.02, F32), "az": np.array(0, np.int8)},
+    )  # fmt: skip
+    path = _save(tmp_path, m)
+    prog = compile_qdq(path)
+    assert [s.op_type for s in prog.steps if s.target == "CPU" and s.kind == "eval"] == ["QuantizeLinear",
+                                                                                          "DequantizeLinear"]
+    assert (prog.tensors["p"].scale, prog.tensors["p"].zero_point) == (np.float32(0.02), 0)
+    x = (rng.standard_normal((1, 2, 6, 6)) * 2).astype(F32)
+    y = Runtime(prog).run([x])[0]
+    assert _steps(y, run_ort(path, {"x": x}, False), 0.02)[0] == 0

@@ -21,11 +21,17 @@ in a :class:`QuantParams` attached to the graph (``graph.quant``; graph copies s
   the ``x_scale * w_scale`` the NPU accumulates at (:func:`bias_int32`).
 - every other Q / DQ of constants is folded to its value (ONNX semantics, exact).
 - Q / DQ nodes fitting no pattern (a lone QuantizeLinear at a graph output, a pair with different
-  parameters on its two sides) stay nodes: the lowering runs them on the CPU in float32.
-- what an int8 NPU cannot keep (16-bit, 4-bit or blocked quantization, per-axis activations, weights whose
-  zero point pushes ``W - z`` out of int8, per-input-channel weight scales, invalid scales) is recorded as
+  parameters on its two sides, a pair requantizing the output of data movement / MaxPool) stay nodes: the
+  lowering runs them on the CPU in float32. Their int8 / uint8 parameters still fix the tensor they read
+  (a lone Q: the CPU op then gets the NPU's integers back) or write (a DQ: its values are on the grid).
+- what an int8 NPU cannot keep (16-bit or blocked quantization, per-axis activations, weights whose zero
+  point pushes ``W - z`` out of int8, per-input-channel weight scales, invalid scales) is recorded as
   refused: :meth:`QuantParams.check_w8a8` raises UnsupportedOpError naming the node and why before a w8a8
-  build (float builds run the folded float values and keep such activation pairs as CPU ops).
+  build (float builds run the folded float values and keep such activation pairs as CPU ops). 4-bit and
+  float8 tensors are refused by the importer.
+
+The later passes keep every tensor with fixed parameters (frontend/passes._single_reader: nothing is fused
+across one), so the int8 program rounds and saturates wherever the model does.
 """
 
 from __future__ import annotations
