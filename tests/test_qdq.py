@@ -343,7 +343,7 @@ def strip_qdq(model) -> onnx.ModelProto:
             n.input[k] = wire.get(x, x)
     nodes += [node("Identity", [wire[o.name]], [o.name]) for o in g.output if o.name in wire]
     used = {x for n in nodes for x in n.input}
-    keep = [t for t in g.initializer if t.name in used and t.dtype == onnx.TensorProto.FLOAT]  # noqa: E501
+    keep = [t for t in g.initializer if t.name in used and t.dtype == onnx.TensorProto.FLOAT]
     graph = helper.make_graph(nodes, "stripped", list(g.input), list(g.output), keep + new_inits)
     return helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=8)
 

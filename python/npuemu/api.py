@@ -169,6 +169,8 @@ class RKNN(RKNNLite):
         gp = prepare_graph(g)
         samples = None
         n = None
+        if mode == "w8a8" and gp.quant is not None:
+            gp.quant.check_w8a8()  # what an int8 NPU cannot keep of a QDQ model, before asking for a dataset
         if mode == "w8a8" and dataset is None and not has_fixed_quantization(gp):
             raise NpuError("build(do_quantization=True) needs dataset='dataset.txt' (one calibration sample per "
                            "line: .npy or image paths); only QDQ models (QuantizeLinear / DequantizeLinear pairs) "

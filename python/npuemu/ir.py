@@ -14,8 +14,9 @@
     ``('mish',)``.
 
 - :class:`Graph`: nodes in topological order, graph input and output names, every value by name, the model's
-  default-domain opset, and (``quant``) the quantization parameters a QDQ model fixes. Nodes are in the canonical (newest) form of their op: axes, pads, split sizes,
-  clip bounds and the like are inputs, never attributes (the frontend rewrites older forms).
+  default-domain opset, and (``quant``) the quantization parameters a QDQ model fixes. Nodes are in the
+  canonical (newest) form of their op: axes, pads, split sizes, clip bounds and the like are inputs, never
+  attributes (the frontend rewrites older forms).
 """
 
 from __future__ import annotations

@@ -286,7 +286,7 @@ def _record_constant(g: Graph, dq: Node, params: QuantParams) -> None:
         else:
             params.weights[y] = res
     elif all(r.op_type in ("Conv", "Gemm") and not r.domain and i == 2 for r, i in readers):
-        dt, s, zp, _axis, block = p
+        _dt, s, zp, _axis, block = p
         if q.dtype == np.int32 and q.ndim == 1 and not block and not np.any(zp) and s.size in (1, q.size):
             params.biases[y] = FixedBias(q.astype(np.int32), s.reshape(-1).astype(np.float32), dq.name)
 
@@ -302,7 +302,7 @@ def _out_axis(r: Node, ndim: int) -> "int | None":
 
 
 def _fixed_weight(q: np.ndarray, p, readers, node: str) -> "FixedWeight | str":
-    dt, s, zp, axis, block = p
+    _dt, s, zp, axis, block = p
     if q.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
         return f"{q.dtype} weights: the NPU's w8a8 weights are int8 (quantize the weights to QInt8)"
     if block:
