@@ -215,11 +215,12 @@ class RKNN(RKNNLite):
     @_api()
     def build(self, do_quantization: bool = True, dataset=None, rknn_batch_size=None, auto_hybrid: bool = False,
               **kwargs) -> int:
-        """Compiles the loaded model: w8a8 with ``do_quantization=True`` (calibrated on ``dataset``), else
+        """Compiles the loaded model: w8a8 with ``do_quantization=True`` (calibrated on ``dataset``; a QDQ
+        model, whose QuantizeLinear / DequantizeLinear pairs fix its quantization, needs none), else
         float16 (or float32 with ``config(float_dtype='float32')``). ``auto_hybrid=True`` moves the layers
         whose cosine falls under ``config(auto_hybrid_cos_thresh=...)`` to float16 (see
         :mod:`npuemu.compiler.hybrid`)."""
-        from .compiler import compile_graph, prepare_graph
+        from .compiler import compile_graph, has_fixed_quantization, prepare_graph
         from .compiler.hybrid import auto_hybrid as choose
         from .compiler.lower import lower
 
@@ -247,7 +248,15 @@ class RKNN(RKNNLite):
         gp = prepare_graph(self._graph)
         log = lambda m: self._log.info(m, always=True)  # noqa: E731
         extra = {}
-        if mode != "w8a8":
+        if mode == "w8a8" and gp.quant is not None:
+            gp.quant.check_w8a8()  # what an int8 NPU cannot keep of a QDQ model, before asking for a dataset
+        if mode == "w8a8" and dataset is None and not has_fixed_quantization(gp):
+            raise NpuError("build(do_quantization=True) needs dataset='dataset.txt' (one calibration sample per "
+                           "line: .npy or image paths); only QDQ models (QuantizeLinear / DequantizeLinear pairs) "
+                           "build without one")
+        if auto_hybrid and dataset is None:
+            raise NpuError("auto_hybrid=True needs dataset='dataset.txt': it checks its choice on the samples")
+        if mode != "w8a8" or dataset is None:
             prog = compile_graph(gp, opts, prepared=True, log=log)
         else:
             ranges, kept = self._calibrate(gp, dataset, keep=_AUTO_HYBRID_SAMPLES if auto_hybrid else 0)

@@ -14,8 +14,9 @@
     ``('mish',)``.
 
 - :class:`Graph`: nodes in topological order, graph input and output names, every value by name, the model's
-  default-domain opset. Nodes are in the canonical (newest) form of their op: axes, pads, split sizes,
-  clip bounds and the like are inputs, never attributes (the frontend rewrites older forms).
+  default-domain opset, and (``quant``) the quantization parameters a QDQ model fixes. Nodes are in the
+  canonical (newest) form of their op: axes, pads, split sizes, clip bounds and the like are inputs, never
+  attributes (the frontend rewrites older forms).
 """
 
 from __future__ import annotations
@@ -114,6 +115,9 @@ class Graph:
     values: "dict[str, Value]"
     opset: int = 17
     name: str = "graph"
+    # quantization the model itself fixes (npuemu.compiler.qdq.QuantParams, set by the QDQ pass; None for
+    # float models); copies share it (it is not edited after the pass)
+    quant: Any = None
 
     # --- queries -----------------------------------------------------------------------------------
     def producers(self) -> "dict[str, Node]":
@@ -162,7 +166,7 @@ class Graph:
             Node(n.op_type, n.name, list(n.inputs), list(n.outputs), _copy.copy(n.attrs), n.domain) for n in self.nodes
         ]
         values = {k: Value(v.name, v.shape, v.dtype, v.const) for k, v in self.values.items()}
-        return Graph(nodes, list(self.inputs), list(self.outputs), values, self.opset, self.name)
+        return Graph(nodes, list(self.inputs), list(self.outputs), values, self.opset, self.name, self.quant)
 
     def unique_name(self, base: str) -> str:
         taken = set(self.values) | {n.name for n in self.nodes}

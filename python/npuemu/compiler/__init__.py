@@ -13,21 +13,25 @@ from ..frontend import passes as P
 from ..ir import Graph
 from ..runtime.program import Program
 from .lower import DEFAULT_LIMITS, MODES, LowerOptions, lower
+from .qdq import QuantParams, fold_qdq
 from .quantize import Ranges, calibrate, choose_mmse
 
-__all__ = ["prepare_graph", "compile_graph", "calibrate_ranges", "LowerOptions", "DEFAULT_LIMITS", "MODES", "Ranges",
-           "calibrate"]
+__all__ = [
+    "prepare_graph", "compile_graph", "calibrate_ranges", "LowerOptions", "DEFAULT_LIMITS", "MODES", "Ranges",
+    "calibrate", "fold_qdq", "QuantParams", "has_fixed_quantization",
+]
 
 # activations the output stage of the MAC array and of the DPU's Add apply in the integer domain
 _OUTPUT_STAGE_ACTS = {"relu", "clip", "leaky_relu"}
 
 
 def prepare_graph(graph: Graph) -> Graph:
-    """The graph passes for the NPU: constant folding, Identity removal, BatchNorm and per-channel affine
-    folding, SiLU / HardSwish patterns, Relu / Clip / LeakyRelu fused into Conv / Gemm / MatMul (and
-    Relu / Clip into Add), dead-node removal. Other activations stay separate nodes (the lowering turns
-    them into lookup tables)."""
-    g = _sum_to_add(P.fold_constants(graph))
+    """The graph passes for the NPU: QuantizeLinear / DequantizeLinear patterns (:func:`fold_qdq`: first,
+    while weights are still int8; ``graph.quant`` then holds the quantization the model fixes), constant
+    folding, Identity removal, BatchNorm and per-channel affine folding, SiLU / HardSwish patterns, Relu /
+    Clip / LeakyRelu fused into Conv / Gemm / MatMul (and Relu / Clip into Add), dead-node removal. Other
+    activations stay separate nodes (the lowering turns them into lookup tables)."""
+    g = _sum_to_add(P.fold_constants(fold_qdq(graph)))
     g = P.remove_identities(g)
     g = P.fold_batchnorm(g)
     g = P.fold_channel_affine(g)
@@ -56,12 +60,23 @@ def compile_graph(
     algorithm: str = "normal",
 ) -> Program:
     """Compiles ``graph`` for ``opts.mode``. ``samples`` (graph input name -> normalized float32 array)
-    calibrate a w8a8 build."""
+    calibrate a w8a8 build; a QDQ model whose pairs fix the quantization of its tensors builds without
+    (tensors the pairs leave open then have no quantization: the lowering names the first)."""
     g = graph if prepared else prepare_graph(graph)
     ranges = None
     if opts.mode == "w8a8":
+        if algorithm not in ("normal", "mmse"):
+            raise ValueError(f"quantized_algorithm must be 'normal' or 'mmse', got {algorithm!r}")
+        if isinstance(g.quant, QuantParams):
+            g.quant.check_w8a8()
+            if log is not None and has_fixed_quantization(g):
+                log(f"QDQ model: {len(g.quant.activations)} activation quantizations, {len(g.quant.weights)} int8 "
+                    f"weights and {len(g.quant.biases)} int32 biases kept from the model")
         if samples is None:
-            raise ValueError("a w8a8 build needs calibration samples")
+            if has_fixed_quantization(g):
+                return lower(g, opts, None, log)
+            raise ValueError("a w8a8 build needs calibration samples (the model has no QuantizeLinear / "
+                             "DequantizeLinear pairs fixing the quantization of its activations)")
         ranges = calibrate_ranges(g, samples, n_samples, log, algorithm)
     return lower(g, opts, ranges, log)
 
@@ -85,3 +100,9 @@ def calibrate_ranges(
     if algorithm == "mmse":
         choose_mmse(graph, samples, ranges, log)
     return ranges
+
+
+def has_fixed_quantization(graph: Graph) -> bool:
+    """Whether QuantizeLinear / DequantizeLinear pairs of the model fix some activation's quantization
+    (after :func:`prepare_graph`)."""
+    return isinstance(graph.quant, QuantParams) and bool(graph.quant.activations)

@@ -28,8 +28,9 @@ from ..errors import ModelError, UnsupportedOpError
 from ..ir import Graph, Node
 from ..reference import lookup, run_node
 from ..runtime.program import Program, Step, TensorSpec
-from ..runtime.program import quantize_f32
-from .quantize import Ranges, activation_qparams, quantize_bias, quantize_weights
+from ..runtime.program import dequantize_f32, quantize_f32
+from .qdq import QuantParams, bias_int32, weight_int8
+from .quantize import Ranges, activation_qparams
 
 __all__ = ["LowerOptions", "lower", "DEFAULT_LIMITS", "MODES"]
 
@@ -131,6 +132,9 @@ class _Lowerer:
         self.qp_override: "dict[str, tuple[float, int]]" = {}
         self.skip: "set[int]" = set()  # nodes folded into an earlier step
         self.tensors_const_qp: "dict[str, tuple[float, int]]" = {}  # quantized constant operands of add / mul
+        # quantization a QDQ model fixes (compiler/qdq.py): activations' (scale, zp) win over calibration
+        self.quant: "QuantParams | None" = graph.quant if isinstance(graph.quant, QuantParams) else None
+        self.fixed_qp: "dict[str, tuple[float, int]]" = self.quant.activations if self.quant else {}
 
     # --- tensors --------------------------------------------------------------------------------------
     def shape(self, v: str) -> "tuple[int, ...]":
@@ -142,7 +146,12 @@ class _Lowerer:
     def qparams(self, v: str) -> "tuple[float, int]":
         if v in self.qp_override:
             return self.qp_override[v]
+        if v in self.fixed_qp:
+            return self.fixed_qp[v]
         r = self.ranges.get8(v) if self.ranges is not None else None
+        if r is None and self.ranges is None:
+            raise ModelError(f"tensor {v!r} has no quantization: the model's QuantizeLinear / DequantizeLinear pairs "
+                             "do not fix it and no calibration dataset was given")
         if r is None:
             raise ModelError(f"no calibration range for tensor {v!r}")
         return activation_qparams(*r)
@@ -399,7 +408,9 @@ class _Lowerer:
             # a float16 table reads float16; in a hybrid build the root may be int8 / int16 (then cast)
             if self.stored_form(root) not in ("h", "q", "w") or n.op_type not in _FP16_TABLE_OK:
                 return False
-        elif self.stored_form(root) is None or self.ranges is None or self.ranges.get(y) is None:
+        elif self.stored_form(root) is None or (
+            y not in self.fixed_qp and (self.ranges is None or self.ranges.get(y) is None)
+        ):
             return False
         self.region[y] = root
         self.region_mode[y] = self.mode
@@ -449,12 +460,15 @@ class _Lowerer:
                 else:
                     ins.append(env[x])
             env[node.outputs[0]] = run_node(node, ins)[0].astype(np.float32).reshape(codes.size)
+            if node.outputs[0] != v and node.outputs[0] in self.fixed_qp and not fp16:
+                s_, z_ = self.fixed_qp[node.outputs[0]]  # a QDQ model rounds this intermediate: so does the table
+                env[node.outputs[0]] = dequantize_f32(quantize_f32(env[node.outputs[0]], s_, z_), s_, z_)
         if fp16:
             # float16 -> float16: the chain in float32 on every float16 value, rounded once to float16
             tname = self.out_tensor(v, "h")
             with np.errstate(over="ignore", invalid="ignore"):  # beyond 65504: inf, as IEEE rounding gives
                 table = env[v].astype(np.float16)
-        elif self.leaves_npu(v):
+        elif self.leaves_npu(v) and v not in self.fixed_qp:
             ys, yz = self.wide_qparams(v)
             table = quantize_f32(env[v], ys, yz, dtype=np.int16)
             tname = self.out_tensor(v, "w", (ys, yz))
@@ -532,8 +546,8 @@ class _Lowerer:
         xin = self.need(x, form)
         if form == "q":
             xs = self.tensors[xin].scale
-            wq, ws = quantize_weights(wv, self.o.per_channel, axis=0)
-            bq = quantize_bias(bias, xs, ws, wv.shape[0])
+            wq, ws = weight_int8(self.quant, w, wv, self.o.per_channel, axis=0, log=self.log)
+            bq = bias_int32(self.quant, b, bias, xs, ws, wv.shape[0])
             yt = self.out_tensor(y, "w" if self.wide_output(y) else "q")
             ins = [xin, self.const(n.name + "#w", wq), self.const(n.name + "#ws", ws)]
             ins.append(self.const(n.name + "#b", bq) if bq is not None else "")
@@ -579,8 +593,9 @@ class _Lowerer:
         attrs = {"activation": act}
         if form == "q":
             xs = self.tensors[ain].scale
-            wq, ws = quantize_weights(B, self.o.per_channel, axis=1)
-            bq = quantize_bias(bias, xs, ws, B.shape[1])
+            wq, ws = weight_int8(self.quant, bname, B, self.o.per_channel, axis=1,
+                                 transpose=n.op_type == "Gemm" and bool(int(n.attrs.get("transB", 0))), log=self.log)
+            bq = bias_int32(self.quant, n.input(2) if n.op_type == "Gemm" else "", bias, xs, ws, B.shape[1])
             yt = self.out_tensor(y, "w" if self.wide_output(y) else "q")
             ins = [ain, self.const(n.name + "#w", wq), self.const(n.name + "#ws", ws)]
             ins.append(self.const(n.name + "#b", bq) if bq is not None else "")
@@ -596,8 +611,9 @@ class _Lowerer:
     def wide_output(self, y: str) -> bool:
         """Whether an int8 build keeps y in int16: its readers are lookup tables (activations see the
         accumulator at 16-bit precision, as the NPU applies fused activations before the final int8), or it
-        leaves the NPU (a graph output, or read only by CPU ops) where int8 would only lose precision."""
-        if self.ranges is None or self.ranges.get(y) is None:
+        leaves the NPU (a graph output, or read only by CPU ops) where int8 would only lose precision. Not
+        when the model fixes y's int8 quantization (QDQ): its author chose it."""
+        if y in self.fixed_qp or self.ranges is None or self.ranges.get(y) is None:
             return False
         return self.leaves_npu(y) or self.feeds_tables(y) or self.feeds_float16(y)
 
@@ -659,8 +675,8 @@ class _Lowerer:
     def absorb_bias(self, n: Node, y: str, bias, act, cols: int):
         """MatMul followed by an Add of a constant row vector (the bias of a linear layer): the Add is
         folded into the matmul's bias (and its fused Relu / Clip into the output stage)."""
-        if n.op_type != "MatMul" or act is not None or y in self.g.outputs:
-            return y, bias, act
+        if n.op_type != "MatMul" or act is not None or y in self.g.outputs or y in self.fixed_qp:
+            return y, bias, act  # (a QDQ model's own quantization of y: the Add reads y rounded, as there)
         cons = self.consumers.get(y, [])
         if len(cons) != 1 or cons[0].op_type != "Add" or "_add" in cons[0].attrs:
             return y, bias, act
@@ -901,8 +917,8 @@ def lower(
     """Lowers an optimized graph (see :func:`npuemu.compiler.prepare_graph`) to a program."""
     if opts.mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {opts.mode!r}")
-    if opts.mode == "w8a8" and ranges is None:
-        raise ValueError("a w8a8 build needs calibration ranges")
+    if opts.mode == "w8a8" and ranges is None and not (isinstance(graph.quant, QuantParams) and graph.quant.activations):
+        raise ValueError("a w8a8 build needs calibration ranges (or a QDQ model fixing its quantization)")
     check_layer_modes(graph, opts)
     lw = _Lowerer(graph, opts, ranges, log or (lambda s: None))
     return lw.run()

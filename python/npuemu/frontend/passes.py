@@ -18,8 +18,9 @@ outputs equal the original ones up to float32 rounding (weight folding reassocia
 - :func:`eliminate_dead_nodes`: drops nodes nothing needed reads.
 - :func:`optimize`: all of the above in that order.
 
-A node is only rewritten when the tensor being absorbed has exactly one reader and is not a graph output,
-so every graph output and every tensor that stays visible keeps its value.
+A node is only rewritten when the tensor being absorbed has exactly one reader and is not a graph output
+(nor a tensor a QDQ model quantizes), so every graph output and every tensor that stays visible keeps its
+value.
 """
 
 from __future__ import annotations
@@ -100,7 +101,11 @@ def _consumers(graph: Graph) -> "dict[str, list[Node]]":
 
 
 def _single_reader(graph: Graph, name: str, cons) -> bool:
-    return name not in graph.outputs and len(cons.get(name, [])) == 1
+    """Whether a pass may absorb tensor ``name`` into its reader. Not a tensor whose quantization a QDQ
+    model fixes (``graph.quant``, compiler/qdq.py): the model rounds and saturates there, and the int8
+    build keeps that tensor to do the same."""
+    fixed = getattr(graph.quant, "activations", None) or {}
+    return name not in graph.outputs and name not in fixed and len(cons.get(name, [])) == 1
 
 
 def _rename_refs(graph: Graph, old: str, new: str) -> None:
