@@ -501,27 +501,15 @@ class RKNN(RKNNLite):
         return 0
 
     def _analysis_inputs(self, inputs) -> "list[np.ndarray]":
-        import tempfile
-
-        from .dataset import iter_dataset
+        from .dataset import load_files
 
         g = self._graph
         if not isinstance(inputs, (list, tuple)) or len(inputs) != len(g.inputs):
             raise NpuError(f"inputs must be a list of {len(g.inputs)} input(s) (file paths or arrays), one per "
                            f"model input {list(g.inputs)}")
         if all(isinstance(x, (str, os.PathLike)) for x in inputs):
-            paths = [os.path.abspath(os.fspath(x)) for x in inputs]
-            for p in paths:
-                if not os.path.isfile(p):
-                    raise NpuError(f"input file {p!r} does not exist")
-                if any(c.isspace() for c in p):
-                    raise NpuError(f"input path {p!r} contains spaces; npuemu's dataset lines split on spaces")
-            with tempfile.TemporaryDirectory() as d:
-                ds = os.path.join(d, "inputs.txt")
-                with open(ds, "w", encoding="utf-8") as f:
-                    f.write(" ".join(paths) + "\n")
-                rgb = [self._config.rgb2bgr_for(i) for i in range(len(paths))]
-                return list(next(iter(iter_dataset(ds, self._input_specs(g), rgb2bgr=rgb))))
+            rgb = [self._config.rgb2bgr_for(i) for i in range(len(inputs))]
+            return load_files(inputs, self._input_specs(g), rgb2bgr=rgb)
         if all(isinstance(x, np.ndarray) for x in inputs):
             return ModelRunner(self._program, 1).prepare_inputs(list(inputs), None)
         raise NpuError("inputs must be all file paths or all numpy arrays")

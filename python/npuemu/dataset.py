@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import NpuError
 
-__all__ = ["DatasetError", "load_dataset", "iter_dataset", "IMAGE_EXTENSIONS", "SUPPORTED_EXTENSIONS"]
+__all__ = ["DatasetError", "load_dataset", "iter_dataset", "load_files", "IMAGE_EXTENSIONS", "SUPPORTED_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 SUPPORTED_EXTENSIONS = (".npy",) + IMAGE_EXTENSIONS
@@ -181,6 +181,41 @@ def iter_dataset(
     return _iterate(path, specs, swaps, max_samples, log)
 
 
+def _load_sample(tokens, specs, swaps, base_dir: str, where: str, note) -> Sample:
+    """One sample: the files ``tokens`` (one per input; relative paths against ``base_dir``, then the
+    working folder), each checked and fitted to its input's shape."""
+    sample = []
+    for tok, (name, shape), swap in zip(tokens, specs, swaps):
+        ext = os.path.splitext(tok)[1].lower()
+        if ext not in SUPPORTED_EXTENSIONS:
+            raise DatasetError(
+                f"{where}: {tok!r} has an unsupported extension {ext or '(none)'!r}; supported: "
+                f"{', '.join(SUPPORTED_EXTENSIONS)}"
+            )
+        resolved = _resolve(tok, base_dir)
+        if resolved is None:
+            tried = tok if os.path.isabs(tok) else f"{os.path.join(base_dir, tok)} and {tok} in {os.getcwd()}"
+            raise DatasetError(f"{where}: sample file {tok!r} not found (looked for {tried})")
+        if ext == ".npy":
+            sample.append(_load_npy(resolved, where, name, shape))
+        else:
+            sample.append(_load_image(resolved, where, name, shape, swap, note))
+    return sample
+
+
+def load_files(
+    paths: Sequence[Union[str, os.PathLike]], inputs: InputSpec, *, rgb2bgr: Union[bool, Sequence[bool]] = False
+) -> Sample:
+    """One sample from files given directly (one path per model input), loaded as a dataset line's."""
+    specs = _check_inputs(inputs)
+    swaps = _check_rgb2bgr(rgb2bgr, len(specs))
+    tokens = [os.fspath(p) for p in paths]
+    if len(tokens) != len(specs):
+        raise DatasetError(f"{len(tokens)} input file(s) for a model with {len(specs)} input(s) "
+                           f"({', '.join(repr(n) for n, _ in specs)})")
+    return _load_sample(tokens, specs, swaps, os.getcwd(), "input files", lambda msg: None)
+
+
 def _iterate(path: str, specs, swaps, max_samples, log) -> Iterator[Sample]:
     base_dir = os.path.dirname(os.path.abspath(path))
     noted = [False]
@@ -211,26 +246,8 @@ def _iterate(path: str, specs, swaps, max_samples, log) -> Iterator[Sample]:
                         f"has {len(specs)} input{'s' if len(specs) != 1 else ''} "
                         f"({', '.join(repr(n) for n, _ in specs)}): {text!r}"
                     )
-                sample = []
-                for tok, (name, shape), swap in zip(tokens, specs, swaps):
-                    ext = os.path.splitext(tok)[1].lower()
-                    if ext not in SUPPORTED_EXTENSIONS:
-                        raise DatasetError(
-                            f"{where}: {tok!r} has an unsupported extension {ext or '(none)'!r}; supported: "
-                            f"{', '.join(SUPPORTED_EXTENSIONS)}"
-                        )
-                    resolved = _resolve(tok, base_dir)
-                    if resolved is None:
-                        tried = (
-                            tok if os.path.isabs(tok) else f"{os.path.join(base_dir, tok)} and {tok} in {os.getcwd()}"
-                        )
-                        raise DatasetError(f"{where}: sample file {tok!r} not found (looked for {tried})")
-                    if ext == ".npy":
-                        sample.append(_load_npy(resolved, where, name, shape))
-                    else:
-                        sample.append(_load_image(resolved, where, name, shape, swap, note))
                 count += 1
-                yield sample
+                yield _load_sample(tokens, specs, swaps, base_dir, where, note)
         except UnicodeDecodeError as e:
             raise DatasetError(f"dataset file {path!r} is not UTF-8 text ({e}); it must list sample paths") from None
     if count == 0:
