@@ -62,21 +62,37 @@ class ModelFileError(NpuError):
     """The model file is missing, foreign, truncated, corrupted or malformed; the message says which."""
 
 
-def atomic_write(path, data: "bytes | str") -> None:
-    """Writes a whole file atomically (temporary file in the same folder, then rename): readers see the old
-    file or the new one, never a half-written one."""
+@contextlib.contextmanager
+def atomic_file(path, durable: bool = False):
+    """A binary file opened for writing under a temporary name in the same folder and renamed over ``path``
+    when the block ends: readers see the old file or the whole new one. On any failure the temporary file
+    is removed and the error re-raised. ``durable``: fsync the file before the rename and the folder after."""
     path = os.fspath(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            yield f
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if durable:
+        with contextlib.suppress(OSError):  # make the rename durable; not possible everywhere
+            dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+
+def atomic_write(path, data: "bytes | str") -> None:
+    """Writes a whole file atomically (:func:`atomic_file`)."""
+    with atomic_file(path) as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def _align(n: int) -> int:
@@ -180,38 +196,23 @@ def save(path, meta: dict, arrays: dict, *, producer: str) -> int:
     fixed = _FIXED.pack(MAGIC, FORMAT_VERSION, 0, len(hjson), data_offset, data_len, bytes(24))
     total = data_offset + data_len + TRAILER_SIZE
 
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            h = hashlib.sha256()
+    with atomic_file(path, durable=True) as f:
+        h = hashlib.sha256()
 
-            def put(b) -> None:
-                h.update(b)
-                f.write(b)
+        def put(b) -> None:
+            h.update(b)
+            f.write(b)
 
-            put(fixed)
-            put(hjson)
-            put(bytes(data_offset - FIXED_SIZE - len(hjson)))
-            pos = 0
-            for offset, a in prepared:
-                put(bytes(offset - pos))
-                if a.nbytes:
-                    put(memoryview(a.reshape(-1).view(np.uint8)))
-                pos = offset + a.nbytes
-            f.write(h.digest())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable; not possible everywhere
-        dfd = os.open(parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        put(fixed)
+        put(hjson)
+        put(bytes(data_offset - FIXED_SIZE - len(hjson)))
+        pos = 0
+        for offset, a in prepared:
+            put(bytes(offset - pos))
+            if a.nbytes:
+                put(memoryview(a.reshape(-1).view(np.uint8)))
+            pos = offset + a.nbytes
+        f.write(h.digest())
     return total
 
 
