@@ -13,7 +13,7 @@ from ..frontend import passes as P
 from ..ir import Graph
 from ..runtime.program import Program
 from .lower import DEFAULT_LIMITS, MODES, LowerOptions, lower
-from .qdq import QuantParams, fold_qdq
+from .qdq import QuantParams, fold_qdq, has_fixed_quantization
 from .quantize import Ranges, calibrate, choose_mmse
 
 __all__ = [
@@ -101,8 +101,3 @@ def calibrate_ranges(
         choose_mmse(graph, samples, ranges, log)
     return ranges
 
-
-def has_fixed_quantization(graph: Graph) -> bool:
-    """Whether QuantizeLinear / DequantizeLinear pairs of the model fix some activation's quantization
-    (after :func:`prepare_graph`)."""
-    return isinstance(graph.quant, QuantParams) and bool(graph.quant.activations)

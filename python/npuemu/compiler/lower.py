@@ -29,7 +29,7 @@ from ..ir import Graph, Node
 from ..reference import lookup, run_node
 from ..runtime.program import Program, Step, TensorSpec
 from ..runtime.program import dequantize_f32, quantize_f32
-from .qdq import QuantParams, bias_int32, weight_int8
+from .qdq import QuantParams, bias_int32, has_fixed_quantization, weight_int8
 from .quantize import Ranges, activation_qparams
 
 __all__ = ["LowerOptions", "lower", "DEFAULT_LIMITS", "MODES"]
@@ -917,7 +917,7 @@ def lower(
     """Lowers an optimized graph (see :func:`npuemu.compiler.prepare_graph`) to a program."""
     if opts.mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {opts.mode!r}")
-    if opts.mode == "w8a8" and ranges is None and not (isinstance(graph.quant, QuantParams) and graph.quant.activations):
+    if opts.mode == "w8a8" and ranges is None and not has_fixed_quantization(graph):
         raise ValueError("a w8a8 build needs calibration ranges (or a QDQ model fixing its quantization)")
     check_layer_modes(graph, opts)
     lw = _Lowerer(graph, opts, ranges, log or (lambda s: None))

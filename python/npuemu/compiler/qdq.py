@@ -44,7 +44,7 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node, Value
 
-__all__ = ["FixedWeight", "FixedBias", "QuantParams", "fold_qdq", "weight_int8", "bias_int32"]
+__all__ = ["FixedWeight", "FixedBias", "QuantParams", "fold_qdq", "has_fixed_quantization", "weight_int8", "bias_int32"]
 
 _Q, _DQ = "QuantizeLinear", "DequantizeLinear"
 # ONNX TensorProto element types of QuantizeLinear's output_dtype attribute
@@ -102,6 +102,12 @@ class QuantParams:
 
 # ------------------------------------------------------------------------------------------------------
 # the pass
+
+
+def has_fixed_quantization(graph: Graph) -> bool:
+    """Whether QuantizeLinear / DequantizeLinear pairs of the model fix some activation's quantization
+    (after :func:`fold_qdq`)."""
+    return isinstance(graph.quant, QuantParams) and bool(graph.quant.activations)
 
 
 def fold_qdq(graph: Graph) -> Graph:
