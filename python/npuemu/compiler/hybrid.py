@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -66,7 +67,7 @@ def auto_hybrid(
     if not samples:
         raise ValueError("auto_hybrid needs at least one sample")
     say = log or (lambda s: None)
-    base = LowerOptions(**{**opts.__dict__, "layer_modes": dict(opts.layer_modes)})
+    base = replace(opts, layer_modes=dict(opts.layer_modes))
     prog = lower(graph, base, ranges)
     rows, gold0, _ = layer_errors(graph, prog, samples[0][0], samples[0][1])
     golds = [[gold0[o] for o in graph.outputs]]
@@ -92,7 +93,7 @@ def auto_hybrid(
     k = 2
     for rnd in range(max_rounds + 1):
         if chosen:
-            prog = lower(graph, LowerOptions(**{**base.__dict__, "layer_modes": dict(chosen)}), ranges)
+            prog = lower(graph, replace(base, layer_modes=dict(chosen)), ranges)
         cos = _output_cosine(graph, prog, samples, golds)
         say(f"auto_hybrid: {len(chosen)} layers in float16, worst output cosine {cos:.5f} on {len(samples)} "
             f"sample(s) (threshold {thresh})")
