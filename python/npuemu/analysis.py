@@ -106,25 +106,20 @@ def layer_errors(
         log("accuracy analysis: entire run done")
     single_vals: "dict[str, np.ndarray]" = {}
     if single:
-        rt2 = Runtime(prog, core_mask=core_mask, keep_all=True)
-        rt2._user_in.update(dict(zip(prog.inputs, raw_inputs)))
-        produced: "set[str]" = set()
-        try:
-            for s, fn in zip(prog.steps, rt2.fns):
-                for t in s.inputs:
-                    v = values_of.get(t)
-                    if v is None or v not in gold or t in prog.consts or t in prog.inputs:
-                        continue
-                    _encode(gold[v], prog.tensors[t], rt2.tensor(t))
-                fn()
-                for t in s.outputs:
-                    v = values_of.get(t)
-                    if t and v is not None and first.get(v) == t and v not in produced:
-                        produced.add(v)
-                        single_vals[v] = _to_float(rt2.tensor(t), prog.tensors[t])
-        finally:
-            rt2._user_in.clear()
-            rt2._user_out.clear()
+        def feed_golden(s) -> None:
+            for t in s.inputs:
+                v = values_of.get(t)
+                if v is not None and v in gold and t not in prog.consts and t not in prog.inputs:
+                    _encode(gold[v], prog.tensors[t], rt.tensor(t))
+
+        def read_output(s) -> None:
+            for t in s.outputs:
+                v = values_of.get(t)
+                if t and v is not None and first.get(v) == t and v not in single_vals:
+                    single_vals[v] = _to_float(rt.tensor(t), prog.tensors[t])
+
+        # the same runtime: the entire values are already copied out
+        rt.run_stepwise(list(raw_inputs), feed_golden, read_output)
         if log:
             log("accuracy analysis: single-layer run done")
     rows: "list[LayerError]" = []

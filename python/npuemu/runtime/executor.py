@@ -324,12 +324,19 @@ class Runtime:
         return self._arr(name)
 
     # --- running ----------------------------------------------------------------------------------------
-    def run(self, inputs: "list[np.ndarray]", profile: bool = False) -> "list[np.ndarray]":
-        """Runs one inference on NCHW inputs (one array per program input, already of the model's shape)."""
+    def _bind(self, inputs: "list[np.ndarray]") -> None:
         if len(inputs) != len(self.prog.inputs):
             raise ModelError(f"the model has {len(self.prog.inputs)} inputs, got {len(inputs)}")
         for name, a in zip(self.prog.inputs, inputs):
             self._user_in[name] = a
+
+    def _unbind(self) -> None:
+        self._user_in.clear()
+        self._user_out.clear()
+
+    def run(self, inputs: "list[np.ndarray]", profile: bool = False) -> "list[np.ndarray]":
+        """Runs one inference on NCHW inputs (one array per program input, already of the model's shape)."""
+        self._bind(inputs)
         try:
             if profile:
                 t = np.zeros(len(self.fns))
@@ -343,5 +350,18 @@ class Runtime:
                     f()
             return [self._user_out.pop(o) for o in self.prog.outputs]
         finally:
-            self._user_in.clear()
-            self._user_out.clear()
+            self._unbind()
+
+    def run_stepwise(self, inputs: "list[np.ndarray]", before: "Callable[[Step], None]",
+                     after: "Callable[[Step], None]") -> None:
+        """Runs one inference calling ``before(step)`` and ``after(step)`` around every step (accuracy
+        analysis overwrites a step's inputs and reads its outputs; with ``keep_all=True`` every tensor
+        has its own buffer)."""
+        self._bind(inputs)
+        try:
+            for s, f in zip(self.prog.steps, self.fns):
+                before(s)
+                f()
+                after(s)
+        finally:
+            self._unbind()
