@@ -25,7 +25,8 @@ import numpy as np
 
 from .ir import Graph
 from .runtime.modelfile import atomic_write
-from .runtime.program import Program, TensorSpec, quantize_f32
+from .runtime.host import store
+from .runtime.program import Program, TensorSpec
 
 __all__ = ["LayerError", "layer_errors", "write_report", "format_table", "cosine"]
 
@@ -64,16 +65,6 @@ def _to_float(a: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return a.astype(np.float64)
 
 
-def _encode(v: np.ndarray, spec: TensorSpec, out: np.ndarray) -> None:
-    """Writes the float value v into a program tensor of ``spec`` (its quantization or dtype)."""
-    v = np.asarray(v).reshape(out.shape)
-    if spec.quantized:
-        quantize_f32(v.astype(np.float32), spec.scale, spec.zero_point, out=out)
-    else:
-        with np.errstate(over="ignore", invalid="ignore"):
-            np.copyto(out, v, casting="unsafe")
-
-
 def layer_errors(
     graph: Graph,
     prog: Program,
@@ -110,7 +101,8 @@ def layer_errors(
             for t in s.inputs:
                 v = values_of.get(t)
                 if v is not None and v in gold and t not in prog.consts and t not in prog.inputs:
-                    _encode(gold[v], prog.tensors[t], rt.tensor(t))
+                    buf = rt.tensor(t)
+                    store(gold[v].reshape(buf.shape), prog.tensors[t], buf)
 
         def read_output(s) -> None:
             for t in s.outputs:
