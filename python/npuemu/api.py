@@ -152,30 +152,29 @@ class RKNN(RKNNLite):
             layer_modes=dict(layer_modes or {}),
         )
 
-    def _dataset_samples(self, dataset, max_samples=None):
+    def _graph_feeds(self, sample: "list[np.ndarray]") -> "dict[str, np.ndarray]":
+        """The graph's inputs for one sample of program inputs: mean / std applied (host.normalize)."""
+        from .runtime.host import normalize
+
+        g = self._graph
+        means, stds = self._norm(g)
+        return {name: normalize(x, m, s) for name, x, m, s in zip(g.inputs, sample, means, stds)}
+
+    def _dataset_samples(self, dataset):
         """(iterator of (program inputs, graph feeds) per sample, sample count) of a dataset file."""
         from .dataset import iter_dataset
-        from .runtime.host import normalize
 
         if dataset is None:
             raise NpuError("a w8a8 build needs dataset='dataset.txt' (one calibration sample per line: .npy or "
                            "image paths)")
         if not isinstance(dataset, (str, os.PathLike)):
             raise TypeError(f"dataset must be the path of a dataset file, got {type(dataset).__name__}")
-        g = self._graph
-        cfg = self._config
-        specs = self._input_specs(g)
-        means, stds = self._norm(g)
-        rgb = [cfg.rgb2bgr_for(i) for i in range(len(specs))]
+        specs = self._input_specs(self._graph)
+        rgb = [self._config.rgb2bgr_for(i) for i in range(len(specs))]
         # checks the file; the samples are then read one at a time (the line count gives progress as i/n)
-        raw = iter_dataset(dataset, specs, rgb2bgr=rgb, max_samples=max_samples,
-                           log=lambda m: self._log.info(m, always=True))
+        raw = iter_dataset(dataset, specs, rgb2bgr=rgb, log=lambda m: self._log.info(m, always=True))
         n = sum(1 for _ in _sample_lines(dataset))
-        if max_samples is not None:
-            n = min(n, max_samples)
-        pairs = ((sample, {name: normalize(x, m, s) for (name, _), x, m, s in zip(specs, sample, means, stds)})
-                 for sample in raw)
-        return pairs, n
+        return ((sample, self._graph_feeds(sample)) for sample in raw), n
 
     def _calibrate(self, gp, dataset, keep: int = 0):
         """Calibration ranges of the prepared graph over the dataset (the configured algorithm), and the
@@ -469,7 +468,6 @@ class RKNN(RKNNLite):
         ``golden/`` and ``simulator/`` (one .npy per layer) and ``map_name_to_file.txt``; prints the table."""
         from .analysis import format_table, layer_errors, write_report
         from .compiler import prepare_graph
-        from .runtime.host import normalize
 
         if kwargs:
             raise TypeError(f"accuracy_analysis got unexpected arguments {sorted(kwargs)}")
@@ -484,10 +482,8 @@ class RKNN(RKNNLite):
         if not isinstance(output_dir, (str, os.PathLike)):
             raise TypeError(f"output_dir must be a folder path, got {type(output_dir).__name__}")
         raw = self._analysis_inputs(inputs)
-        g = self._graph
-        means, stds = self._norm(g)
-        feeds = {name: normalize(x, m, s_) for name, x, m, s_ in zip(g.inputs, raw, means, stds)}
-        gp = prepare_graph(g)
+        feeds = self._graph_feeds(raw)
+        gp = prepare_graph(self._graph)
         t0 = time.perf_counter()
         rows, gold, sim = layer_errors(gp, self._program, raw, feeds, core_mask=1,
                                        log=lambda m: self._log.info(m, always=True))
