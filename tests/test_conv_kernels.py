@@ -95,7 +95,7 @@ def test_int16_bit_exact(rng, s, kernel):
 
 @pytest.mark.parametrize("s", SHAPES, ids=shape_id)
 @pytest.mark.parametrize("kernel", available_kernels("fp16", "direct") + available_kernels("fp16", "reference"))
-@pytest.mark.parametrize("activation", [None, "relu", ("clip", -1.0, 2.5), ("leaky_relu", 0.2)])
+@pytest.mark.parametrize("activation", [None, "relu", ("clip", -1.0, 2.5), ("leaky_relu", 0.2), "hard_swish"])
 def test_fp16_direct_bit_exact(rng, s, kernel, activation):
     x = fp16_data(rng, x_shape(s))
     w = fp16_data(rng, w_shape(s))
@@ -118,6 +118,34 @@ def test_fp16_special_values_bit_exact(rng, kernel):
     w.reshape(-1)[::5] = np.float16(60000.0)
     b = np.full(w.shape[0], -0.0, np.float16)
     run_both(lambda k: ops.conv(x, w, b, kernel=k, **conv_kwargs(s)), kernel)
+
+
+@pytest.mark.parametrize("kernel", available_kernels("fp16"))
+def test_fp16_hard_swish_on_every_float16_value(kernel):
+    """The fused HardSwish on all 65,536 float16 values (a 1x1 convolution with weight 1: the accumulator is
+    the input) against ONNX's HardSwish evaluated by onnx.reference in float32, rounded once to float16."""
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    x = np.arange(65536, dtype=np.uint16).view(np.float16).reshape(1, 1, 256, 256)
+    w = np.ones((1, 1, 1, 1), np.float16)
+    b = np.array([-0.0], np.float16)  # -0 + x is x, signed zeros included
+    got = call_or_skip(lambda k: ops.conv(x, w, b, activation="hard_swish", kernel=k), kernel)
+    node = helper.make_node("HardSwish", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    ref = ReferenceEvaluator(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = ref.run(None, {"x": x.astype(np.float32)})[0].astype(np.float16)
+    np.testing.assert_array_equal(got, want)  # NaN where ONNX gives NaN (x NaN or -inf)
+    assert np.array_equal(np.signbit(got), np.signbit(want))
+
+
+def test_hard_swish_is_refused_by_integer_paths():
+    x = np.zeros((1, 2, 3, 3), np.int8)
+    w = np.ones((2, 2, 1, 1), np.int8)
+    with pytest.raises(ValueError, match="hard_swish.*float16"):
+        ops.qlinear_conv(x, 0.1, 0, w, 0.1, 0, 0.1, np.int8(0), activation="hard_swish")
 
 
 @pytest.mark.parametrize("mask", [0, 1, 2, 4, 3, 5, 6, 7, 0xFFFF])

@@ -379,6 +379,44 @@ def test_hard_swish_pattern(rng):
     assert g2.op_types() == {"HardSwish": 1}
 
 
+@pytest.mark.parametrize("scale", ["div6", "mul_sixth"])
+@pytest.mark.parametrize("swap", [False, True])
+def test_hard_swish_arithmetic_pattern(rng, scale, swap):
+    """PaddlePaddle writes HardSwish as x * Clip(x + 3, 0, 6) / 6."""
+    n = helper.make_node
+    tail = n("Div", ["m", "six"], ["y"]) if scale == "div6" else n("Mul", ["m", "sixth"], ["y"])
+    model = make_model(
+        [n("Add", ["three", "x"] if swap else ["x", "three"], ["a"]), n("Clip", ["a", "zero", "six"], ["c"]),
+         n("Mul", ["c", "x"] if swap else ["x", "c"], ["m"]), tail],
+        {"x": ([2, 3, 5], F32)},
+        ["y"],
+        {"three": np.array(3, F32), "zero": np.array(0, F32), "six": np.array(6, F32),
+         "sixth": np.array(1 / 6, F32)},
+    )
+    _, g2 = _check_equivalent(model, passes.fuse_hard_swish_arith, rng)
+    assert g2.op_types() == {"HardSwish": 1} and g2.nodes[0].inputs == ["x"]
+    # the same after the Clip was fused into the Add (as prepare_graph does before the compiler sees it)
+    _, g3 = _check_equivalent(model, lambda g: passes.fuse_hard_swish_arith(
+        passes.fuse_activations(g, kinds={"clip"}, targets=("Add",))), rng)
+    assert g3.op_types() == {"HardSwish": 1}
+
+
+def test_hard_swish_arithmetic_pattern_needs_its_constants_and_single_readers(rng):
+    n = helper.make_node
+    inits = {"three": np.array(3, F32), "zero": np.array(0, F32), "six": np.array(6, F32),
+             "five": np.array(5, F32)}
+    wrong_bound = make_model(
+        [n("Add", ["x", "three"], ["a"]), n("Clip", ["a", "zero", "five"], ["c"]), n("Mul", ["x", "c"], ["m"]),
+         n("Div", ["m", "six"], ["y"])], {"x": ([2, 3], F32)}, ["y"], inits)
+    _, g2 = _check_equivalent(wrong_bound, passes.fuse_hard_swish_arith, rng)
+    assert "HardSwish" not in g2.op_types()
+    clip_read_twice = make_model(
+        [n("Add", ["x", "three"], ["a"]), n("Clip", ["a", "zero", "six"], ["c"]), n("Mul", ["x", "c"], ["m"]),
+         n("Div", ["m", "six"], ["y"]), n("Neg", ["c"], ["z"])], {"x": ([2, 3], F32)}, ["y", "z"], inits)
+    _, g3 = _check_equivalent(clip_read_twice, passes.fuse_hard_swish_arith, rng)
+    assert "HardSwish" not in g3.op_types()
+
+
 # ------------------------------------------------------------------------------------------------------
 # Conv + Add
 

@@ -13,7 +13,10 @@ Activation make_activation(const std::string& kind, float lo, float hi, float al
   else if (kind == "relu") a.kind = ActKind::kRelu, a.lo = 0.f, a.hi = INFINITY;
   else if (kind == "clip") a.kind = ActKind::kClip, a.lo = lo, a.hi = hi;
   else if (kind == "leaky_relu") a.kind = ActKind::kLeakyRelu, a.alpha = alpha;
-  else throw std::invalid_argument("unknown activation '" + kind + "'; valid: none, relu, clip, leaky_relu");
+  else if (kind == "hard_swish") a.kind = ActKind::kHardSwish;
+  else
+    throw std::invalid_argument("unknown activation '" + kind +
+                                "'; valid: none, relu, clip, leaky_relu, hard_swish (float16 only)");
   return a;
 }
 

@@ -160,6 +160,9 @@ ConvOp::ConvOp(const ConvArgs& a) : args_(a) {
       bias_bytes_.assign(static_cast<const uint8_t*>(a.bias),
                          static_cast<const uint8_t*>(a.bias) + a.bias_len * bias_elem_size(a.bias_dtype));
     }
+    NPU_CHECK(a.act.kind != ActKind::kHardSwish,
+              "activation 'hard_swish' is fused only into float16 convolutions (integer paths apply it as a "
+              "lookup table); valid here: none, relu, relu6 / clip, leaky_relu");
     s.requant = a.requant;
     if (a.requant) {
       NPU_CHECK_TYPE(is_activation_int(a.y_dtype), "output dtype must be uint8, int8, int4 or int16, got ",

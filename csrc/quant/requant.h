@@ -19,7 +19,12 @@ enum class Rounding : int {
   kFloat = 1,       // onnxruntime QLinearConv: float32 multiply, clamp, round half to even
 };
 
-enum class ActKind : int { kNone = 0, kRelu = 1, kClip = 2, kLeakyRelu = 3 };
+// kHardSwish is a float16-path activation only (integer paths apply it with a lookup table).
+enum class ActKind : int { kNone = 0, kRelu = 1, kClip = 2, kLeakyRelu = 3, kHardSwish = 4 };
+
+// HardSwish of the float16 path, ONNX's definition x * max(0, min(1, alpha * x + beta)) with alpha = 1/6
+// and beta = 0.5 in float32: each operation rounded (no FMA), comparisons as MAXPS / MINPS behave.
+constexpr float kHardSwishAlpha = 1.0f / 6.0f;  // 0x1.555556p-3, float32(1/6)
 
 struct Activation {
   ActKind kind = ActKind::kNone;
@@ -158,6 +163,12 @@ inline float apply_activation_f32(float v, const Activation& act) {
       return t < act.hi ? t : act.hi;
     }
     case ActKind::kLeakyRelu: return v < 0.f ? v * act.alpha : v;
+    case ActKind::kHardSwish: {
+      float t = v * kHardSwishAlpha + 0.5f;  // two roundings (-ffp-contract=off)
+      t = t > 0.f ? t : 0.f;                 // NaN -> 0
+      t = t < 1.f ? t : 1.f;
+      return v * t;
+    }
   }
   return v;
 }

@@ -98,11 +98,12 @@ def zp_dtype(name: str, value: Any, default: str) -> str:
 
 
 def activation(value: Any) -> Tuple[str, float, float, float]:
-    """None | 'relu' | 'relu6' | ('clip', min, max) | ('leaky_relu', alpha) -> (kind, lo, hi, alpha)."""
+    """None | 'relu' | 'relu6' | ('clip', min, max) | ('leaky_relu', alpha) | 'hard_swish' (float16
+    convolutions only) -> (kind, lo, hi, alpha)."""
     if value is None or value == "none":
         return "none", 0.0, 0.0, 0.0
-    if value == "relu":
-        return "relu", 0.0, 0.0, 0.0
+    if value in ("relu", "hard_swish"):
+        return value, 0.0, 0.0, 0.0
     if value == "relu6":
         return "clip", 0.0, 6.0, 0.0
     if isinstance(value, tuple) and value and value[0] == "clip" and len(value) == 3:
@@ -110,7 +111,8 @@ def activation(value: Any) -> Tuple[str, float, float, float]:
     if isinstance(value, tuple) and value and value[0] == "leaky_relu" and len(value) == 2:
         return "leaky_relu", 0.0, 0.0, float(value[1])
     raise ValueError(
-        f"activation must be None, 'relu', 'relu6', ('clip', min, max) or ('leaky_relu', alpha), got {value!r}"
+        f"activation must be None, 'relu', 'relu6', ('clip', min, max), ('leaky_relu', alpha) or 'hard_swish' "
+        f"(float16 convolutions), got {value!r}"
     )
 
 

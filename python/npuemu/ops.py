@@ -241,7 +241,8 @@ def conv(
     kernel: Optional[str] = None,
 ) -> np.ndarray:
     """ONNX Conv on the NPU's FP16 path: float16 x, w, bias and output, fp32 accumulation, one rounding
-    to float16 (round to nearest even) after the fused activation."""
+    to float16 (round to nearest even) after the fused activation (None, 'relu', 'relu6', ('clip', lo,
+    hi), ('leaky_relu', alpha) or 'hard_swish', all in float32)."""
     x, args = _fp16_conv_args(x, w, bias, strides, pads, dilations, group, dtype, activation, algo, kernel)
     return _run(_core.conv_cached(**args), x, out, core_mask)
 

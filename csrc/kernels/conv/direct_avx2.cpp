@@ -506,6 +506,12 @@ NPUEMU_TARGET_AVX2 void epi_f32(const void* accv, int mr, int nob, const EpiArgs
           case ActKind::kLeakyRelu:  // v < 0 ? v * alpha : v (ordered compare: NaN stays)
             v = _mm256_blendv_ps(v, _mm256_mul_ps(v, alpha), _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
             break;
+          case ActKind::kHardSwish: {  // as apply_activation_f32: mul, add, MAXPS(t, 0), MINPS(t, 1), mul
+            const __m256 t =
+                _mm256_add_ps(_mm256_mul_ps(v, _mm256_set1_ps(kHardSwishAlpha)), _mm256_set1_ps(0.5f));
+            v = _mm256_mul_ps(v, _mm256_min_ps(_mm256_max_ps(t, zero), _mm256_set1_ps(1.f)));
+            break;
+          }
         }
         _mm_storeu_si128(reinterpret_cast<__m128i*>(yb + p * 32 + h * 16),
                          _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));

@@ -307,6 +307,11 @@ NPUEMU_TARGET_AVX512 void epi_f32(const void* accv, int mr, int nob, const EpiAr
         case ActKind::kLeakyRelu:
           v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, alpha);
           break;
+        case ActKind::kHardSwish: {  // as apply_activation_f32: mul, add, MAXPS(t, 0), MINPS(t, 1), mul
+          const __m512 t = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(kHardSwishAlpha)), _mm512_set1_ps(0.5f));
+          v = _mm512_mul_ps(v, _mm512_min_ps(_mm512_max_ps(t, zero), _mm512_set1_ps(1.f)));
+          break;
+        }
       }
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(yb + p * 32),
                           _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));

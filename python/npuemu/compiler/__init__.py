@@ -63,6 +63,10 @@ def compile_graph(
     calibrate a w8a8 build; a QDQ model whose pairs fix the quantization of its tensors builds without
     (tensors the pairs leave open then have no quantization: the lowering names the first)."""
     g = graph if prepared else prepare_graph(graph)
+    if opts.mode == "float16" and not opts.layer_modes:
+        # the float16 output stage applies HardSwish in float32 before its one rounding to float16 (integer
+        # builds keep it a lookup table from int16, and hybrid builds keep their layers' tables)
+        g = P.fuse_activations(P.fuse_hard_swish_arith(g), kinds={"hard_swish"}, targets=("Conv",))
     ranges = None
     if opts.mode == "w8a8":
         if algorithm not in ("normal", "mmse"):

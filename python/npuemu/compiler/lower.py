@@ -516,6 +516,8 @@ class _Lowerer:
             return ("clip", float(act[1]), float(act[2]))
         if kind == "leaky_relu":
             return ("leaky_relu", float(act[1]))
+        if kind == "hard_swish" and self.mode == "float16":
+            return "hard_swish"  # the float16 output stage's (docs/arithmetic.md section 5)
         return False  # not an output-stage activation
 
     def lower_conv(self, n: Node) -> bool:

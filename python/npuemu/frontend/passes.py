@@ -11,6 +11,9 @@ outputs equal the original ones up to float32 rounding (weight folding reassocia
   Conv / ConvTranspose / Gemm, and merges chains of such constant affine ops into one Mul + Add.
 - :func:`fuse_silu`: Mul(x, Sigmoid(x)) -> Swish (alpha 1, i.e. SiLU); Mul(x, HardSigmoid(x, 1/6, 1/2))
   -> HardSwish.
+- :func:`fuse_hard_swish_arith`: x * Clip(x + 3, 0, 6) / 6 (or * 1/6; PaddlePaddle's export; the Clip may
+  already be fused into the Add) -> HardSwish. Not in :func:`optimize`: the compiler applies it where one
+  HardSwish op is cheaper than the chain (float16 builds fuse it into the convolution).
 - :func:`fuse_conv_add`: Conv whose only reader is an Add (or 2-input Sum) with a same-shape tensor ->
   ``conv.attrs['_add'] = that tensor``.
 - :func:`fuse_activations`: activation after Conv / ConvTranspose / Gemm / MatMul whose output has that
@@ -35,6 +38,7 @@ __all__ = [
     "fold_batchnorm",
     "fold_channel_affine",
     "fuse_silu",
+    "fuse_hard_swish_arith",
     "fuse_conv_add",
     "fuse_activations",
     "eliminate_dead_nodes",
@@ -527,6 +531,62 @@ def fuse_silu(graph: Graph) -> Graph:
                 continue
             n.inputs = [x]
             dead.add(id(p))
+            break
+    _remove(g, dead)
+    return g
+
+
+def _scalar_const(g: Graph, name: str) -> "float | None":
+    if not name or not g.is_const(name):
+        return None
+    v = np.asarray(g.const(name))
+    return float(v.reshape(-1)[0]) if v.size == 1 and v.dtype.kind == "f" else None
+
+
+def fuse_hard_swish_arith(graph: Graph) -> Graph:
+    """x * Clip(x + 3, 0, 6) / 6 (or * 1/6) -> HardSwish(x), the Clip a node or fused into the Add
+    (``_act = ('clip', 0, 6)``); every intermediate has that single reader and keeps x's shape."""
+    g = graph.copy()
+    producers = g.producers()
+    cons = _consumers(g)
+    dead: "set[int]" = set()
+    shape = lambda t: g.values[t].shape  # noqa: E731
+
+    def only(t: str, op: str) -> "Node | None":
+        p = producers.get(t)
+        ok = p is not None and p.op_type == op and not p.domain and id(p) not in dead and _single_reader(g, t, cons)
+        return p if ok else None
+
+    for d in g.nodes:
+        if d.domain or len(d.inputs) != 2 or id(d) in dead:
+            continue
+        c = _scalar_const(g, d.inputs[1])
+        if not ((d.op_type == "Div" and c == 6.0) or (d.op_type == "Mul" and c is not None and abs(c - 1 / 6) < 1e-7)):
+            continue
+        m = only(d.inputs[0], "Mul")
+        if m is None or len(m.inputs) != 2:
+            continue
+        for i in (0, 1):
+            x, r = m.inputs[i], m.inputs[1 - i]
+            clip = only(r, "Clip")
+            if clip is not None:
+                if _scalar_const(g, clip.input(1)) != 0.0 or _scalar_const(g, clip.input(2)) != 6.0:
+                    continue
+                add = only(clip.inputs[0], "Add")
+                if add is None or "_act" in add.attrs:
+                    continue
+            else:
+                add = only(r, "Add")
+                if add is None or tuple(add.attrs.get("_act", ())) != ("clip", 0.0, 6.0):
+                    continue
+            if len(add.inputs) != 2 or "_add" in add.attrs:
+                continue
+            if not any(add.inputs[j] == x and _scalar_const(g, add.inputs[1 - j]) == 3.0 for j in (0, 1)):
+                continue
+            if not (shape(x) == shape(add.outputs[0]) == shape(m.outputs[0]) == shape(d.outputs[0])):
+                continue
+            d.op_type, d.inputs, d.attrs = "HardSwish", [x], {}
+            dead.update({id(m), id(add)} | ({id(clip)} if clip is not None else set()))
             break
     _remove(g, dead)
     return g
