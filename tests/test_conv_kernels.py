@@ -120,6 +120,28 @@ def test_fp16_special_values_bit_exact(rng, kernel):
     run_both(lambda k: ops.conv(x, w, b, kernel=k, **conv_kwargs(s)), kernel)
 
 
+DW_EDGE_SHAPES = [  # output rows whose windows have whole kernel rows (or all of them) in the padding
+    (1, 40, 2, 9, 40, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 40),  # 2 rows, 5x5: 3 of 5 kernel rows padded
+    (1, 20, 3, 7, 20, (5, 5), (2, 1), (2, 1, 0, 2), (1, 1), 20),  # stride 2, asymmetric pads
+    (1, 17, 5, 6, 17, (3, 3), (1, 1), (2, 0, 3, 1), (2, 2), 17),  # dilation 2, bottom pad wider
+    (1, 16, 1, 4, 16, (3, 3), (1, 1), (4, 1, 4, 1), (1, 1), 16),  # windows wholly in the padding
+]
+
+
+@pytest.mark.parametrize("s", DW_EDGE_SHAPES, ids=shape_id)
+@pytest.mark.parametrize("kernel", available_kernels("int8"))
+@pytest.mark.parametrize("x_zp", [-128, 0, 127])
+def test_int8_depthwise_edge_rows_bit_exact(rng, s, kernel, x_zp):
+    """The depthwise kernels skip kernel rows that lie in the padding and start from their contribution
+    (x_zp * w); raw accumulators and requantized outputs equal the reference's."""
+    x = int_data(rng, x_shape(s), -128, 127, np.int8)
+    w = int_data(rng, w_shape(s), -128, 127, np.int8)
+    kw = conv_kwargs(s)
+    run_both(lambda k: ops.conv_integer(x, w, x_zp, 0, kernel=k, **kw), kernel)
+    run_both(lambda k: ops.qlinear_conv(x, 0.02, x_zp, w, 0.01, 0, 0.5, np.int8(-3), activation="relu", kernel=k,
+                                        **kw), kernel)
+
+
 @pytest.mark.parametrize("kernel", available_kernels("fp16"))
 def test_fp16_hard_swish_on_every_float16_value(kernel):
     """The fused HardSwish on all 65,536 float16 values (a 1x1 convolution with weight 1: the accumulator is

@@ -50,6 +50,7 @@ class DepthwisePlan final : public ConvPlan {
     }
     const int64_t zp_in = packed_zero_point(spec, d, mac);
     pad_value_ = static_cast<int32_t>(zp_in);
+    plan_row_classes(g, ntaps, zp_in);
     Epilogue e;  // one group of all channels: the lanes are channels
     build_epilogue(spec, d, wsum, zp_in, false, &e, 1, g.c);
     epi_ = std::move(e.blocks);
@@ -57,7 +58,7 @@ class DepthwisePlan final : public ConvPlan {
     epi_args_ = e.args;
   }
 
-  size_t packed_bytes() const override { return w_.size() + epi_.size(); }
+  size_t packed_bytes() const override { return w_.size() + epi_.size() + corr_.size(); }
 
   void run(const void* x, void* y, const CoreSet& cores) const override {
     const ConvGeometry& g = spec_.g;
@@ -78,24 +79,26 @@ class DepthwisePlan final : public ConvPlan {
   void compute_rows(const uint8_t* xp, uint8_t* y_img, int64_t b, int64_t e) const {
     const ConvGeometry& g = spec_.g;
     const int64_t oe = static_cast<int64_t>(dtype_size(spec_.y_dtype));
-    const int64_t ntaps = g.kh * g.kw;
     alignas(64) uint8_t acc[kMaxMr * kC2 * 8];
     uint8_t* rowbuf =
         Workspace::local().slot<uint8_t>(kSlotTile, static_cast<size_t>(rows_per_task_ * g.ow * kC2 * oe));
     DwArgs a;
-    a.tap_off = tap_off_.data();
-    a.ntaps = static_cast<int>(ntaps);
     EpiArgs ea = epi_args_;
     for (int64_t task = b; task < e; ++task) {
       const int64_t ob = task / tasks_per_block_, r0 = (task % tasks_per_block_) * rows_per_task_;
       const int64_t nrows = std::min<int64_t>(rows_per_task_, g.oh - r0), np = nrows * g.ow;
-      a.w = w_.data<uint8_t>() + ob * ntaps * kC2 * 4;
+      const uint8_t* wb = w_.data<uint8_t>() + ob * g.kh * g.kw * kC2 * 4;
       a.block = epi_.data<EpiBlock>() + ob;
       ea.blocks = a.block;
       ea.ch = ch_.data() + ob * kC2;
       ea.valid_channels = static_cast<int>(std::min<int64_t>(kC2, g.c - ob * kC2));
       for (int64_t r = 0; r < nrows; ++r) {
         const uint8_t* xrow = xp + ob * layout_.c1_stride + (r0 + r) * g.sh * layout_.row_pitch;
+        const RowClass& rc = classes_[static_cast<size_t>(row_class_[static_cast<size_t>(r0 + r)])];
+        a.tap_off = tap_off_.data() + rc.t0;
+        a.ntaps = static_cast<int>(rc.t1 - rc.t0);
+        a.w = wb + rc.t0 * kC2 * 4;
+        a.init = corr_.data<int32_t>() + (rc.index * obs_ + ob) * kC2;
         for (int64_t ow0 = 0; ow0 < g.ow; ow0 += mr_) {
           const int mr = static_cast<int>(std::min<int64_t>(mr_, g.ow - ow0));
           a.x = xrow + ow0 * kC2 * layout_.elem;
@@ -116,6 +119,45 @@ class DepthwisePlan final : public ConvPlan {
     }
   }
 
+  // Output rows at the top and bottom edges whose window has whole kernel rows in the padding (a 5x5
+  // kernel on a 2-row input reads 3 padded rows of 5 per output row). Integer kernels skip those taps:
+  // each would add pad * w (pad: the packed input zero point), so the accumulators start at the sum of
+  // those products instead -- the same integer sum. Float16 kernels keep every tap (their FMA chain
+  // order is the contract, and fma(0, w, -0) is +0).
+  struct RowClass {
+    int64_t t0, t1;  // taps [t0, t1) are read (kernel rows first: a row range is a tap range)
+    int64_t index;   // of its start vectors in corr_
+  };
+  void plan_row_classes(const ConvGeometry& g, int64_t ntaps, int64_t pad) {
+    classes_.push_back({0, ntaps, 0});
+    row_class_.assign(static_cast<size_t>(g.oh), 0);
+    if (mac_ == MacType::kU8S8_I32) {
+      for (int64_t oh = 0; oh < g.oh; ++oh) {
+        const int64_t iy0 = oh * g.sh - g.pt;
+        int64_t lo = 0, hi = g.kh;
+        while (lo < g.kh && iy0 + lo * g.dh < 0) ++lo;
+        while (hi > lo && iy0 + (hi - 1) * g.dh >= g.h) --hi;
+        const int64_t t0 = lo * g.kw, t1 = hi * g.kw;
+        size_t k = 0;
+        while (k < classes_.size() && (classes_[k].t0 != t0 || classes_[k].t1 != t1)) ++k;
+        if (k == classes_.size()) classes_.push_back({t0, t1, static_cast<int64_t>(k)});
+        row_class_[static_cast<size_t>(oh)] = static_cast<int32_t>(k);
+      }
+    }
+    const int64_t ncls = static_cast<int64_t>(classes_.size());
+    corr_ = Buffer(static_cast<size_t>(ncls * obs_ * kC2 * 4));
+    std::memset(corr_.data(), 0, corr_.size());
+    int32_t* corr = corr_.data<int32_t>();
+    for (const RowClass& rc : classes_)
+      for (int64_t c = 0; c < g.c && mac_ == MacType::kU8S8_I32; ++c)
+        for (int64_t t = 0; t < ntaps; ++t)
+          if (t < rc.t0 || t >= rc.t1) {  // |pad * w| <= 255 * 255 per tap: no int32 overflow for any kernel
+            const int64_t o = ((c / kC2) * ntaps + t) * kC2 + c % kC2;
+            const int32_t v = static_cast<int16_t>(w_.data<int32_t>()[o] & 0xFFFF);  // w - w_zp
+            corr[(rc.index * obs_ + c / kC2) * kC2 + c % kC2] += static_cast<int32_t>(pad) * v;
+          }
+  }
+
   ConvSpec spec_;
   MacType mac_;
   const DwTable* tab_;
@@ -130,6 +172,9 @@ class DepthwisePlan final : public ConvPlan {
   std::vector<RequantChannel> ch_;
   EpiArgs epi_args_{};
   int32_t pad_value_ = 0;
+  std::vector<RowClass> classes_;   // [0]: every tap
+  std::vector<int32_t> row_class_;  // per output row
+  Buffer corr_;                     // [class][block][16] int32 accumulator start
 };
 
 class DepthwiseKernel : public ConvKernel {

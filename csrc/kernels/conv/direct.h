@@ -169,6 +169,7 @@ struct DwArgs {
   const int64_t* tap_off;  // byte offsets of the taps
   int ntaps;
   const void* w;           // this block's packed weights
+  const int32_t* init;     // U8: the accumulators' start, 16 lanes (taps the driver skipped; see depthwise.cpp)
   const EpiBlock* block;   // fp16: accumulators start at bias_f
   int mr;
 };

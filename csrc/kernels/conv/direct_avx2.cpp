@@ -573,7 +573,12 @@ UkernelTable make_f32() {
 template <int MR>
 NPUEMU_TARGET_AVX2 void dw_u8(const DwArgs& a, void* accv) {
   __m256i acc[MR][2];
-  NPUEMU_UNROLL for (int p = 0; p < MR; ++p) acc[p][0] = acc[p][1] = _mm256_setzero_si256();
+  const __m256i i0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.init));
+  const __m256i i1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.init + 8));
+  NPUEMU_UNROLL for (int p = 0; p < MR; ++p) {
+    acc[p][0] = i0;
+    acc[p][1] = i1;
+  }
   const int32_t* w = static_cast<const int32_t*>(a.w);
   for (int t = 0; t < a.ntaps; ++t) {
     const uint8_t* xt = static_cast<const uint8_t*>(a.x) + a.tap_off[t];

@@ -371,7 +371,8 @@ UkernelTable make_f32() {
 template <int MR>
 NPUEMU_TARGET_AVX512 void dw_u8(const DwArgs& a, void* accv) {
   __m512i acc[MR];
-  NPUEMU_UNROLL for (int p = 0; p < MR; ++p) acc[p] = _mm512_setzero_si512();
+  const __m512i init = _mm512_loadu_si512(a.init);
+  NPUEMU_UNROLL for (int p = 0; p < MR; ++p) acc[p] = init;
   const int32_t* w = static_cast<const int32_t*>(a.w);
   for (int t = 0; t < a.ntaps; ++t) {
     const uint8_t* xt = static_cast<const uint8_t*>(a.x) + a.tap_off[t];

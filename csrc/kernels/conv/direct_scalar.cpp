@@ -162,7 +162,8 @@ namespace {
 
 void dw_u8(const DwArgs& a, void* accv) {
   uint32_t* acc = static_cast<uint32_t*>(accv);
-  std::memset(acc, 0, sizeof(uint32_t) * static_cast<size_t>(a.mr * kC2));
+  for (int p = 0; p < a.mr; ++p)
+    for (int l = 0; l < kC2; ++l) acc[p * kC2 + l] = static_cast<uint32_t>(a.init[l]);
   const int32_t* w = static_cast<const int32_t*>(a.w);
   for (int t = 0; t < a.ntaps; ++t) {
     const uint8_t* xt = static_cast<const uint8_t*>(a.x) + a.tap_off[t];
