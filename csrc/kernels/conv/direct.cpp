@@ -115,8 +115,7 @@ class DirectPlan final : public ConvPlan {
       uint8_t* yn = static_cast<uint8_t*>(y) + n * y_img;
       for (int64_t grp = 0; grp < g.group; ++grp) {
         if (fold_) {
-          uint8_t* xa = Workspace::local().slot<uint8_t>(
-              kSlotMisc, static_cast<size_t>((g.h + g.pt + g.pb) * (g.w + g.pl + g.pr) * icg_in_ * layout_.elem));
+          uint8_t* xa = Workspace::local().slot<uint8_t>(kSlotMisc, padded_hwc_bytes(g, icg_in_, layout_.elem));
           auto hwc = [&](int, int64_t b, int64_t e) {
             pack_padded_hwc(g, spec_.x_dtype, spec_.nhwc, xn, grp * icg_in_, icg_in_, fmt_, pad_value_, b, e, xa);
           };

@@ -488,6 +488,34 @@ void im2col_hwc_t(const ConvGeometry& g, int64_t icg, int64_t c1, Dst pad, const
   Dst v[1024 + kC2];
   for (int64_t k = kf; k < c1 * kC2; ++k) v[k] = pad;
   int64_t oh = p_begin / g.ow, ow = p_begin % g.ow;
+  // Short kernel rows and few channels (a 3-channel stem: 9-byte rows, 27 of 32 channels): each row is
+  // one fixed 32-byte move, in kh order so that every row's spill is overwritten by the next row (the
+  // spill past the last row is padded again); the source may be read up to 32 bytes past its end
+  // (padded_hwc_bytes() reserves that slack). Pixels go in batches of 64 through a staging buffer so
+  // that its 16-channel blocks are read back long after the overlapping stores (no store-to-load
+  // forwarding stalls).
+  constexpr int64_t kSlackElems = kIm2colSlack / static_cast<int64_t>(sizeof(Dst)), kBatch = 64;
+  if (g.dw == 1 && span <= kSlackElems && c1 * kC2 <= 64) {
+    const int64_t rs = c1 * kC2 + kSlackElems;  // staging row: every spill stays inside it
+    Dst vb[kBatch * (64 + kSlackElems)];
+    for (int64_t p0 = p_begin; p0 < p_end; p0 += kBatch) {
+      const int64_t nb = std::min<int64_t>(kBatch, p_end - p0);
+      for (int64_t i = 0; i < nb; ++i) {
+        Dst* vi = vb + i * rs;
+        for (int64_t kh = 0; kh < g.kh; ++kh)
+          std::memcpy(vi + kh * span, xa + ((oh * g.sh + kh * g.dh) * wp + ow * g.sw) * icg, kIm2colSlack);
+        for (int64_t k = kf; k < c1 * kC2; ++k) vi[k] = pad;
+        if (++ow == g.ow) {
+          ow = 0;
+          ++oh;
+        }
+      }
+      for (int64_t c = 0; c < c1; ++c)
+        for (int64_t i = 0; i < nb; ++i)
+          std::memcpy(xp + (c * pixels + p0 + i) * kC2, vb + i * rs + c * kC2, kC2 * sizeof(Dst));
+    }
+    return;
+  }
   for (int64_t p = p_begin; p < p_end; ++p) {
     for (int64_t kh = 0; kh < g.kh; ++kh) {
       const Dst* row = xa + ((oh * g.sh + kh * g.dh) * wp + ow * g.sw) * icg;

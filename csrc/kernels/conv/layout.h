@@ -49,6 +49,11 @@ void pack_input(const InputLayout& L, const ConvGeometry& g, DType x_dtype, bool
 //    [0, H + pt + pb), col in [0, W + pl + pr); padding gets `pad` (converted as format f).
 void pack_padded_hwc(const ConvGeometry& g, DType x_dtype, bool nhwc, const void* x_img, int64_t c_offset,
                      int64_t icg, InputFormat f, int32_t pad, int64_t r_begin, int64_t r_end, void* xa);
+// Bytes of the padded channels-last buffer of pass 1, with the slack pass 2 may read past its end.
+constexpr int64_t kIm2colSlack = 32;
+inline size_t padded_hwc_bytes(const ConvGeometry& g, int64_t icg, int64_t elem) {
+  return static_cast<size_t>((g.h + g.pt + g.pb) * (g.w + g.pl + g.pr) * icg * elem + kIm2colSlack);
+}
 // 2) output pixels [p_begin, p_end) into xp[c1][pixel][16], channel k = (kh * KW + kw) * icg + ic (the
 //    FP16 reduction order); channels k >= KH * KW * icg get `pad`.
 void im2col_from_hwc(const ConvGeometry& g, int64_t icg, int64_t c1, InputFormat f, int32_t pad, const void* xa,
