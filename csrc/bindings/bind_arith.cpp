@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/numpy_util.h"
+#include "kernels/host/normalize.h"
 #include "quant/fixedpoint.h"
 #include "quant/fp16.h"
 #include "quant/requant.h"
@@ -77,6 +78,97 @@ void bind_arith(py::module_& m) {
       for (py::ssize_t i = 0; i < n; ++i) o[i] = t[a[i]];
     }
   });
+  // The runtime's input step in one pass (kernels/host/normalize.h): out = store((x - mean) / std), channels
+  // on axis 1, bit-identical to host.normalize() + host.store(). x float32 or uint8; mean / std None or
+  // float32 arrays of 1 value or one per channel; out int8 / int16 (quantized with scale and zero_point:
+  // program.quantize_f32) or float16 / float32 (scale and zero_point None). No allocation, the GIL released.
+  m.def(
+      "normalize_store",
+      [](const py::array& x, const py::object& mean, const py::object& std, const py::object& scale,
+         const py::object& zero_point, py::array& out) {
+        NormalizeArgs a;
+        const auto native = [](const py::dtype& d) {  // '>f4' on x86 is not float32 here
+          const char b = d.byteorder();
+          return b == '=' || b == '|' || b == (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? '>' : '<');
+        };
+        const py::dtype xd = x.dtype();
+        NPU_CHECK_TYPE(native(xd) &&
+                           ((xd.kind() == 'f' && xd.itemsize() == 4) || (xd.kind() == 'u' && xd.itemsize() == 1)),
+                       "normalize_store: x must be float32 or uint8, got ", std::string(py::str(xd)));
+        a.x_uint8 = xd.kind() == 'u';
+        const py::dtype od = out.dtype();
+        if (!native(od)) {
+          throw type_error("normalize_store: out must be in native byte order, got " + std::string(py::str(od)));
+        } else if (od.kind() == 'i' && od.itemsize() == 1) {
+          a.out = NormOut::kInt8;
+        } else if (od.kind() == 'i' && od.itemsize() == 2) {
+          a.out = NormOut::kInt16;
+        } else if (od.kind() == 'f' && od.itemsize() == 2) {
+          a.out = NormOut::kFloat16;
+        } else if (od.kind() == 'f' && od.itemsize() == 4) {
+          a.out = NormOut::kFloat32;
+        } else {
+          throw type_error("normalize_store: out must be int8, int16, float16 or float32, got " +
+                           std::string(py::str(od)));
+        }
+        NPU_CHECK(shape_of(x) == shape_of(out), "normalize_store: x has shape ", shape_str(shape_of(x)),
+                  ", out ", shape_str(shape_of(out)));
+        NPU_CHECK((x.flags() & py::array::c_style) && (out.flags() & py::array::c_style),
+                  "normalize_store: x and out must be C-contiguous");
+        NPU_CHECK(out.writeable(), "normalize_store: out must be writable");
+        NPU_CHECK(!shares_memory(x, out), "normalize_store: out must not overlap x");
+        // numpy's normalize(): per channel on axis 1 for rank >= 2, else one value for the whole tensor
+        const std::vector<int64_t> shp = shape_of(x);
+        a.outer = shp.size() >= 2 ? shp[0] : 1;
+        a.channels = shp.size() >= 2 ? shp[1] : 1;
+        a.inner = 1;
+        for (size_t i = shp.size() >= 2 ? 2 : 0; i < shp.size(); ++i) a.inner *= shp[i];
+        py::array mean_a, std_a;  // keep the arrays alive while the GIL is released
+        const auto per_channel = [&](const py::object& o, const char* name, py::array& keep, const float*& p,
+                                     int64_t& n) {
+          if (o.is_none()) return;
+          NPU_CHECK_TYPE(py::isinstance<py::array>(o), "normalize_store: ", name, " must be None or a float32 array");
+          keep = py::reinterpret_borrow<py::array>(o);
+          const py::dtype d = keep.dtype();
+          NPU_CHECK_TYPE(native(d) && d.kind() == 'f' && d.itemsize() == 4, "normalize_store: ", name,
+                         " must be float32, got ", std::string(py::str(d)));
+          NPU_CHECK(keep.flags() & py::array::c_style, "normalize_store: ", name, " must be C-contiguous");
+          n = static_cast<int64_t>(keep.size());
+          NPU_CHECK(n == 1 || (n == a.channels && shp.size() >= 2), "normalize_store: ", name, " has ", n,
+                    " values; x of shape ", shape_str(shp), " takes 1",
+                    shp.size() >= 2 ? " or " + std::to_string(a.channels) + " (one per channel)" : std::string());
+          p = static_cast<const float*>(keep.data());
+        };
+        per_channel(mean, "mean", mean_a, a.mean, a.mean_size);
+        per_channel(std, "std", std_a, a.std, a.std_size);
+        const bool quant = a.out == NormOut::kInt8 || a.out == NormOut::kInt16;
+        if (quant) {
+          NPU_CHECK(!scale.is_none() && !zero_point.is_none(), "normalize_store: an ",
+                    std::string(py::str(od)), " out needs scale and zero_point");
+          NPU_CHECK_TYPE(py::isinstance<py::float_>(scale) || py::isinstance<py::int_>(scale) ||
+                             py::isinstance(scale, py::module_::import("numpy").attr("floating")),
+                         "normalize_store: scale must be a float, got ",
+                         std::string(py::str(py::type::of(scale).attr("__name__"))));
+          NPU_CHECK_TYPE(py::isinstance<py::int_>(zero_point) ||
+                             py::isinstance(zero_point, py::module_::import("numpy").attr("integer")),
+                         "normalize_store: zero_point must be an int, got ",
+                         std::string(py::str(py::type::of(zero_point).attr("__name__"))));
+          a.scale = static_cast<float>(scale.cast<double>());  // round to nearest even, as np.float32(scale)
+          const int64_t zp = zero_point.cast<int64_t>();
+          const int64_t lo = a.out == NormOut::kInt8 ? -128 : -32768, hi = a.out == NormOut::kInt8 ? 127 : 32767;
+          NPU_CHECK(zp >= lo && zp <= hi, "normalize_store: zero_point ", zp, " is outside the range of ",
+                    std::string(py::str(od)), " [", lo, ", ", hi, "]");
+          a.zero_point = static_cast<int32_t>(zp);
+        } else {
+          NPU_CHECK(scale.is_none() && zero_point.is_none(), "normalize_store: scale and zero_point apply to "
+                    "int8 / int16 outputs only (out is ", std::string(py::str(od)), ")");
+        }
+        a.x = x.data();
+        a.y = out.mutable_data();
+        py::gil_scoped_release nogil;
+        normalize_store(a);
+      },
+      py::arg("x"), py::arg("mean"), py::arg("std"), py::arg("scale"), py::arg("zero_point"), py::arg("out"));
   m.def("pack_int4", [](const py::array_t<int8_t, py::array::c_style>& x) {
     py::array_t<uint8_t> out((x.size() + 1) / 2);
     pack_int4(x.data(), static_cast<size_t>(x.size()), out.mutable_data());

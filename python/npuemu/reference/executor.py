@@ -9,6 +9,7 @@ special values propagate silently (numpy floating-point warnings are off inside 
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
 import numpy as np
 
@@ -65,19 +66,19 @@ def supported_ops() -> "dict[str, tuple[int, int] | None]":
     return out
 
 
-def run_node(
-    node: Node,
-    inputs: "list[np.ndarray | None]",
-    addend: "np.ndarray | None" = None,
-    declared: "list[np.dtype | None] | None" = None,
-) -> "list[np.ndarray]":
-    """Runs one node (and its fused ``_add`` / ``_act`` post-ops) on executor-storage arrays."""
+def prepare_node(node: Node) -> "Callable[[list[np.ndarray | None], np.ndarray | None], list[np.ndarray]]":
+    """:func:`run_node`'s work for one node with its implementation looked up once: ``f(inputs, addend)``
+    returns the node's outputs with the fused ``_add`` / ``_act`` post-ops applied, not yet in executor
+    storage (:func:`storage`). Floating-point warnings are the caller's to silence (the runtime's eval
+    steps run it per inference inside one ``np.errstate``)."""
     impl = lookup(node.op_type, node.domain)
     if impl is None:
         raise UnsupportedOpError(node.op_type, node.name, "the golden executor has no implementation", node.domain)
-    with np.errstate(all="ignore"):
+    fn = impl.fn
+
+    def run(inputs: "list[np.ndarray | None]", addend: "np.ndarray | None" = None) -> "list[np.ndarray]":
         try:
-            outs = impl.fn(node, inputs)
+            outs = fn(node, inputs)
         except (UnsupportedOpError, ExecutionError):
             raise
         except (ValueError, TypeError, IndexError, KeyError) as e:
@@ -98,6 +99,28 @@ def run_node(
             if "_act" in node.attrs:
                 y = apply_activation(tuple(node.attrs["_act"]), y)
             outs[0] = y
+        return outs
+
+    return run
+
+
+def storage(a: np.ndarray) -> np.ndarray:
+    """An op's output in executor storage (floats as float32), as :func:`run_node` returns it."""
+    if type(a) is np.ndarray and a.dtype == np.float32:
+        return a
+    return _storage(a)
+
+
+def run_node(
+    node: Node,
+    inputs: "list[np.ndarray | None]",
+    addend: "np.ndarray | None" = None,
+    declared: "list[np.dtype | None] | None" = None,
+) -> "list[np.ndarray]":
+    """Runs one node (and its fused ``_add`` / ``_act`` post-ops) on executor-storage arrays."""
+    run = prepare_node(node)
+    with np.errstate(all="ignore"):
+        outs = run(inputs, addend)
     declared = declared or [None] * len(outs)
     return [_storage(o, d) for o, d in zip(outs, declared)]
 

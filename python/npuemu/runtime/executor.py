@@ -5,10 +5,15 @@ derived, kernels chosen), and the memory plan: every intermediate tensor gets a 
 shared with tensors whose lifetimes do not overlap (reshape-like moves are views of their input). An
 inference then runs the steps in order with ``out=`` buffers: the NPU steps allocate nothing; CPU-fallback
 steps run numpy and allocate their own temporaries; the outputs handed to the user are new arrays.
+The host conversions (the input step's mean / std and quantization, quantize and cast steps, the stores
+of CPU-fallback results) run in one pass of the core (``_core.normalize_store``), bit-identical to the
+numpy path of :mod:`~npuemu.runtime.host` that the reference executor keeps (tests/test_host_fast.py);
+CPU-fallback ops run their golden implementation looked up once, inside one ``np.errstate`` per inference.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Callable
 
@@ -16,11 +21,13 @@ import numpy as np
 
 from .. import _args as A
 from .. import _core
-from ..errors import ModelError
+from ..errors import ModelError, NpuError
 from . import host
 from .program import Program, Step, dequantize_f32, quantize_f32
 
 __all__ = ["Runtime"]
+
+_F32 = np.dtype(np.float32)
 
 
 def _conv_args(**kw) -> dict:
@@ -140,14 +147,11 @@ class Runtime:
         k = s.kind
         if k == "input":
             src = self._get(s.inputs[0])
-            y = self._arr(s.outputs[0])
-            spec = P.tensors[s.outputs[0]]
-
-            def run_input():
-                v = host.normalize_input(src(), s)
-                host.store(v, spec, y)
-
-            return run_input
+            # host.store(host.normalize_input(x, s), ...): one pass of the core (bit-identical) for float32 /
+            # uint8 inputs of the model's shape
+            put = host.input_storer(s.attrs.get("mean"), s.attrs.get("std"), P.tensors[s.outputs[0]],
+                                    self._arr(s.outputs[0]))
+            return lambda: put(src())
         if k == "output":
             name = s.inputs[0]
             spec = P.tensors.get(name)
@@ -220,26 +224,13 @@ class Runtime:
         if k == "move":
             return self._prepare_move(s)
         if k == "eval":
-            node = host.step_node(s, self.consts)
-            getters = [self._get(t) if t else (lambda: None) for t in s.inputs]
-            specs = [P.tensors.get(t) for t in s.inputs]
-            outs = [(self._arr(t), P.tensors[t]) if t else None for t in s.outputs]
-
-            def run_eval():
-                ins = []
-                for g, sp in zip(getters, specs):
-                    v = g()
-                    ins.append(None if v is None else host.const_f32(host.to_f32(v, sp)))
-                res = host.run_eval(s, node, ins, P)
-                for o, r in zip(outs, res):
-                    if o is not None:
-                        host.store(r, o[1], o[0])
-
-            return run_eval
+            return self._prepare_eval(s)
         if k == "quantize":
             x = self._arr(s.inputs[0])
             y = self._arr(s.outputs[0])
             spec = P.tensors[s.outputs[0]]
+            if x.dtype == _F32:
+                return functools.partial(host.storer(spec, y), x)
             return lambda: quantize_f32(x.astype(np.float32, copy=False), spec.scale, spec.zero_point, out=y)
         if k == "cast":
             x = self._arr(s.inputs[0])
@@ -247,6 +238,9 @@ class Runtime:
             xs = P.tensors[s.inputs[0]]
             if xs.quantized:
                 return lambda: dequantize_f32(x, xs.scale, xs.zero_point, out=y)
+            ys = P.tensors[s.outputs[0]]
+            if x.dtype == _F32 and not ys.quantized:  # float32 -> float16: host.store's cast
+                return functools.partial(host.storer(ys, y), x)
 
             def run_cast():
                 with np.errstate(over="ignore", invalid="ignore"):
@@ -254,6 +248,62 @@ class Runtime:
 
             return run_cast
         raise ModelError(f"unknown step kind {k!r}")
+
+    def _eval_input(self, name: str) -> Callable[[], "np.ndarray | None"]:
+        """An accessor of an eval step's input as the golden ops take it (host.to_f32 then host.const_f32),
+        with what can be done once done at preparation: constants converted, buffers' conversion chosen."""
+        if not name:
+            return lambda: None
+        spec = self.prog.tensors.get(name)
+        if name in self.prog.inputs:
+            get = self._get(name)
+            return lambda: host.const_f32(host.to_f32(get(), spec))
+        a = self._arr(name)
+        if name in self.consts:
+            c = host.const_f32(host.to_f32(a, spec))
+            return lambda: c
+        if spec is not None and spec.quantized:  # program.dequantize_f32 into a buffer of this step's
+            buf = np.empty(a.shape, np.float32)
+            zp, scale = np.float32(spec.zero_point), np.float32(spec.scale)
+            subtract, multiply = np.subtract, np.multiply
+
+            def dequantized():
+                subtract(a, zp, out=buf, dtype=np.float32)
+                multiply(buf, scale, out=buf)
+                return buf
+
+            return dequantized
+        if a.dtype.kind == "f" and a.dtype != _F32:
+            return lambda: a.astype(np.float32)
+        return lambda: a
+
+    def _prepare_eval(self, s: Step) -> Callable[[], None]:
+        """A CPU-fallback op: the golden implementation (reference.prepare_node: looked up once) on float32
+        inputs, its results stored in the tensors' forms. Floating-point warnings are off for the whole
+        inference (run / run_stepwise), not entered per step."""
+        from ..reference.executor import prepare_node, storage
+
+        node = host.step_node(s, self.consts)
+        try:
+            op = prepare_node(node)
+        except NpuError:  # no implementation: fails when run, as the numpy path did
+            def run_unsupported():
+                host.run_eval(s, node, [g() for g in getters], self.prog)
+
+            getters = [self._eval_input(t) for t in s.inputs]
+            return run_unsupported
+        n_in = len(node.inputs)
+        getters = [self._eval_input(t) for t in s.inputs[:n_in]]
+        addend = self._eval_input(s.inputs[n_in]) if len(s.inputs) > n_in else (lambda: None)
+        puts = [host.storer(self.prog.tensors[t], self._arr(t)) if t else None for t in s.outputs]
+
+        def run_eval():
+            res = op([g() for g in getters], addend())
+            for put, r in zip(puts, res):
+                if put is not None:
+                    put(storage(r))
+
+        return run_eval
 
     def _prepare_conv(self, s: Step) -> Callable[[], None]:
         P = self.prog
@@ -338,16 +388,17 @@ class Runtime:
         """Runs one inference on NCHW inputs (one array per program input, already of the model's shape)."""
         self._bind(inputs)
         try:
-            if profile:
-                t = np.zeros(len(self.fns))
-                for i, f in enumerate(self.fns):
-                    t0 = time.perf_counter()
-                    f()
-                    t[i] = time.perf_counter() - t0
-                self.step_times = t
-            else:
-                for f in self.fns:
-                    f()
+            with np.errstate(all="ignore"):  # IEEE special values propagate silently, as on the board
+                if profile:
+                    t = np.zeros(len(self.fns))
+                    for i, f in enumerate(self.fns):
+                        t0 = time.perf_counter()
+                        f()
+                        t[i] = time.perf_counter() - t0
+                    self.step_times = t
+                else:
+                    for f in self.fns:
+                        f()
             return [self._user_out.pop(o) for o in self.prog.outputs]
         finally:
             self._unbind()
@@ -361,7 +412,8 @@ class Runtime:
         try:
             for s, f in zip(self.prog.steps, self.fns):
                 before(s)
-                f()
+                with np.errstate(all="ignore"):
+                    f()
                 after(s)
         finally:
             self._unbind()

@@ -9,13 +9,16 @@ pooling, requantization): see :mod:`npuemu.runtime.reference_exec`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import ModelError
 from ..ir import Node
 from .program import Program, Step, TensorSpec, dequantize_f32, quantize_f32
+
+_F32 = np.dtype(np.float32)
+_U8 = np.dtype(np.uint8)
 
 
 def decode_attr(v: Any, consts: "dict[str, np.ndarray]") -> Any:
@@ -69,6 +72,75 @@ def normalize(x: np.ndarray, mean, std) -> np.ndarray:
 def normalize_input(x: np.ndarray, step: Step) -> np.ndarray:
     """The ``input`` step's normalization (its attrs hold mean / std)."""
     return normalize(x, step.attrs.get("mean"), step.attrs.get("std"))
+
+
+def normalize_store_args(mean, std, spec: TensorSpec, out: np.ndarray) -> "tuple | None":
+    """The arguments after ``x`` of ``_core.normalize_store(x, mean, std, scale, zero_point, out)``, the
+    one-pass form of ``store(normalize(x, mean, std), spec, out)`` (bit-identical to it for float32 / uint8
+    ``x`` of ``out``'s shape, C-contiguous), or None where it does not apply: ``out`` other than int8 /
+    int16 quantized or float16 / float32, a zero point outside the dtype, mean / std neither one value nor
+    one per channel (the numpy path then does what it does)."""
+    dt = out.dtype
+    if spec.quantized:
+        if dt not in (np.int8, np.int16):
+            return None
+        info = np.iinfo(dt)
+        zp = int(spec.zero_point)
+        if not info.min <= zp <= info.max:
+            return None
+        scale: "float | None" = float(np.float32(spec.scale))
+    elif dt in (np.float16, np.float32):
+        scale, zp = None, None
+    else:
+        return None
+    if not out.flags.c_contiguous:
+        return None
+    channels = out.shape[1] if out.ndim >= 2 else 1
+    args = []
+    for a in (mean, std):
+        if a is None:
+            args.append(None)
+            continue
+        a = np.ascontiguousarray(np.asarray(a, np.float32).reshape(-1))
+        if a.size != 1 and (a.size != channels or out.ndim < 2):
+            return None
+        args.append(a)
+    return (args[0], args[1], scale, zp, out)
+
+
+def _fast_or(numpy_path: "Callable[[np.ndarray], None]", fast: "tuple | None") -> "Callable[[np.ndarray], None]":
+    # ``_core.normalize_store(x, *fast)`` for the float32 / uint8 C-contiguous arrays of out's shape it is
+    # bit-identical on, ``numpy_path(x)`` for anything else
+    if fast is None:
+        return numpy_path
+    from .. import _core
+
+    core = _core.normalize_store
+    shape = fast[-1].shape
+
+    def put(x: np.ndarray) -> None:
+        if type(x) is np.ndarray and (x.dtype == _F32 or x.dtype == _U8) and x.shape == shape and \
+                x.flags.c_contiguous:
+            try:
+                core(x, *fast)
+                return
+            except ValueError:  # x overlaps out: the numpy path copes
+                pass
+        numpy_path(x)
+
+    return put
+
+
+def input_storer(mean, std, spec: TensorSpec, out: np.ndarray) -> "Callable[[np.ndarray], None]":
+    """``lambda x: store(normalize(x, mean, std), spec, out)`` (the ``input`` step), in one pass of the
+    core where it applies."""
+    return _fast_or(lambda x: store(normalize(x, mean, std), spec, out),
+                    normalize_store_args(mean, std, spec, out))
+
+
+def storer(spec: TensorSpec, out: np.ndarray) -> "Callable[[np.ndarray], None]":
+    """``lambda v: store(v, spec, out)``, in one pass of the core where it applies."""
+    return _fast_or(lambda v: store(v, spec, out), normalize_store_args(None, None, spec, out))
 
 
 def to_f32(a: np.ndarray, spec: "TensorSpec | None") -> np.ndarray:
