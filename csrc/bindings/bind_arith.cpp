@@ -4,7 +4,6 @@
 
 #include "bindings/numpy_util.h"
 #include "kernels/host/normalize.h"
-#include "kernels/lut/formula.h"
 #include "quant/fixedpoint.h"
 #include "quant/fp16.h"
 #include "quant/requant.h"
@@ -170,38 +169,6 @@ void bind_arith(py::module_& m) {
         normalize_store(a);
       },
       py::arg("x"), py::arg("mean"), py::arg("std"), py::arg("scale"), py::arg("zero_point"), py::arg("out"));
-  // An int16 -> int8 activation table evaluated as its float32 formula (kernels/lut/formula.h):
-  // formula 'hard_swish' (ONNX HardSwish) or 'hard_swish_arith' (x * clip(x + 3, 0, 6) / 6). The runtime
-  // uses it only where it reproduces the compiled table on all 65,536 codes.
-  m.def(
-      "lut_formula",
-      [](const std::string& formula, const py::array& x, py::array& y, float x_scale, int32_t x_zero_point,
-         float y_scale, int32_t y_zero_point) {
-        LutFormulaArgs a;
-        if (formula == "hard_swish") a.f = LutFormula::kHardSwish;
-        else if (formula == "hard_swish_arith") a.f = LutFormula::kHardSwishArith;
-        else throw std::invalid_argument("lut_formula: formula must be 'hard_swish' or 'hard_swish_arith', got '" +
-                                         formula + "'");
-        NPU_CHECK_TYPE(x.dtype().kind() == 'i' && x.itemsize() == 2, "lut_formula: x must be int16, got ",
-                       std::string(py::str(x.dtype())));
-        NPU_CHECK_TYPE(y.dtype().kind() == 'i' && y.itemsize() == 1, "lut_formula: y must be int8, got ",
-                       std::string(py::str(y.dtype())));
-        NPU_CHECK((x.flags() & py::array::c_style) && (y.flags() & py::array::c_style),
-                  "lut_formula: x and y must be C-contiguous");
-        NPU_CHECK(y.writeable(), "lut_formula: y must be writable");
-        NPU_CHECK(x.size() == y.size(), "lut_formula: x has ", x.size(), " elements, y ", y.size());
-        a.x_scale = x_scale;
-        a.x_zp = x_zero_point;
-        a.y_scale = y_scale;
-        a.y_zp = y_zero_point;
-        const int16_t* xp = static_cast<const int16_t*>(x.data());
-        int8_t* yp = static_cast<int8_t*>(y.mutable_data());
-        const int64_t n = x.size();
-        py::gil_scoped_release nogil;
-        lut_formula_i16_i8(a, xp, yp, n);
-      },
-      py::arg("formula"), py::arg("x"), py::arg("out"), py::arg("x_scale"), py::arg("x_zero_point"),
-      py::arg("y_scale"), py::arg("y_zero_point"));
   m.def("pack_int4", [](const py::array_t<int8_t, py::array::c_style>& x) {
     py::array_t<uint8_t> out((x.size() + 1) / 2);
     pack_int4(x.data(), static_cast<size_t>(x.size()), out.mutable_data());

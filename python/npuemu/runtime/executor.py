@@ -9,8 +9,6 @@ The host conversions (the input step's mean / std and quantization, quantize and
 of CPU-fallback results) run in one pass of the core (``_core.normalize_store``), bit-identical to the
 numpy path of :mod:`~npuemu.runtime.host` that the reference executor keeps (tests/test_host_fast.py);
 CPU-fallback ops run their golden implementation looked up once, inside one ``np.errstate`` per inference.
-int16 -> int8 HardSwish tables run as their float32 formula where it was checked to reproduce the table on
-every code (docs/arithmetic.md section 4).
 """
 
 from __future__ import annotations
@@ -216,9 +214,6 @@ class Runtime:
             y = self._arr(s.outputs[0])
             if table.size != (256 if x.itemsize == 1 else 65536):
                 raise ModelError(f"lut {s.name!r}: a table of {table.size} entries for {x.dtype} input")
-            fast = self._table_formula(s, x, table, y)
-            if fast is not None:
-                return fast
             lookup = _core.lookup_table  # y[i] = table[bit pattern of x[i]]
             return lambda: lookup(table, x, y)
         if k == "concat":
@@ -309,30 +304,6 @@ class Runtime:
                     put(storage(r))
 
         return run_eval
-
-    # int16 -> int8 tables of these chains are a few float32 operations (kernels/lut/formula.h)
-    _TABLE_FORMULAS = {"HardSwish": "hard_swish", "Add+Mul+Div": "hard_swish_arith"}
-    use_table_formulas = True  # False: always look tables up (tests compare the two)
-
-    def _table_formula(self, s: Step, x: np.ndarray, table: np.ndarray, y: np.ndarray):
-        """The table's formula evaluated vectorized, where it reproduces the table on all 65,536 codes
-        (checked here, once): the same results as the lookup, without its cache traffic. Else None."""
-        formula = self._TABLE_FORMULAS.get(str(s.attrs.get("chain", "")))
-        if (formula is None or not self.use_table_formulas or x.dtype != np.int16 or y.dtype != np.int8
-                or _core.active_isa() == "scalar"):
-            return None
-        xs, ys = self.prog.tensors[s.inputs[0]], self.prog.tensors[s.outputs[0]]
-        if not (xs.quantized and ys.quantized):
-            return None
-        q = dict(x_scale=float(xs.scale), x_zero_point=int(xs.zero_point), y_scale=float(ys.scale),
-                 y_zero_point=int(ys.zero_point))
-        codes = np.arange(65536, dtype=np.uint16).view(np.int16)  # index = bit pattern
-        got = np.empty(65536, np.int8)
-        _core.lut_formula(formula, codes, got, **q)
-        if not np.array_equal(got, table.reshape(-1).view(np.int8)):
-            return None
-        run = _core.lut_formula
-        return lambda: run(formula, x, y, **q)
 
     def _prepare_conv(self, s: Step) -> Callable[[], None]:
         P = self.prog
