@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Turns a pytest-benchmark JSON file from bench/bench_conv.py into the markdown tables of
-docs/performance.md (minimum times; speed-ups are ratios measured in the same run)."""
+docs/performance.md (minimum times; speed-ups are ratios measured in the same run).
+
+    python tools/bench_report.py bench.json             # bench/bench_conv.py
+    python tools/bench_report.py --models models.json   # bench/bench_models.py (whole models)"""
 
 from __future__ import annotations
 
@@ -87,5 +90,29 @@ def main(path: str) -> None:
         print(f"| {net}/{layer} | " + " | ".join(cells) + " |")
 
 
+def models(path: str) -> None:
+    """The "Whole models" table: median and minimum of each variant, ratios against onnxruntime fp32."""
+    data = json.load(open(path))
+    rows: "dict[str, dict]" = defaultdict(dict)
+    for b in data["benchmarks"]:
+        e = b["extra_info"]
+        if "variant" in e:
+            rows[e["model"]][e["variant"]] = dict(med=b["stats"]["median"], min=b["stats"]["min"], **e)
+    ms = lambda t: f"{t * 1e3:.2f}"  # noqa: E731
+    print("| model | input | ORT fp32 ms | INT8 ms | INT8 speed-up | FP16 ms | FP16 / ORT | NPU / CPU ops (int8) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for model, v in rows.items():
+        o, i8, f16 = v.get("ort_fp32"), v.get("npuemu_int8"), v.get("npuemu_fp16")
+        if not (o and i8 and f16):
+            continue
+        shape = "x".join(map(str, i8["input_shape"]))
+        print(f"| {model} | {shape} | {ms(o['med'])} | {ms(i8['med'])} | {o['med'] / i8['med']:.2f}x "
+              f"(min {o['min'] / i8['min']:.2f}x) | {ms(f16['med'])} | {f16['med'] / o['med']:.2f}x "
+              f"(min {f16['min'] / o['min']:.2f}x) | {i8['npu_ops']} / {i8['cpu_ops']} |")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "bench.json")
+    if len(sys.argv) > 2 and sys.argv[1] == "--models":
+        models(sys.argv[2])
+    else:
+        main(sys.argv[1] if len(sys.argv) > 1 else "bench.json")

@@ -4,6 +4,7 @@
 
 #include "bindings/numpy_util.h"
 #include "kernels/host/normalize.h"
+#include "kernels/lut/lookup.h"
 #include "quant/fixedpoint.h"
 #include "quant/fp16.h"
 #include "quant/requant.h"
@@ -56,27 +57,7 @@ void bind_arith(py::module_& m) {
     const void* xp = x.data();
     void* yp = y.mutable_data();
     py::gil_scoped_release nogil;
-    if (xs == 1 && ys == 1) {
-      const uint8_t* t = static_cast<const uint8_t*>(tp);
-      const uint8_t* a = static_cast<const uint8_t*>(xp);
-      uint8_t* o = static_cast<uint8_t*>(yp);
-      for (py::ssize_t i = 0; i < n; ++i) o[i] = t[a[i]];
-    } else if (xs == 2 && ys == 1) {
-      const uint8_t* t = static_cast<const uint8_t*>(tp);
-      const uint16_t* a = static_cast<const uint16_t*>(xp);
-      uint8_t* o = static_cast<uint8_t*>(yp);
-      for (py::ssize_t i = 0; i < n; ++i) o[i] = t[a[i]];
-    } else if (xs == 1) {
-      const uint16_t* t = static_cast<const uint16_t*>(tp);
-      const uint8_t* a = static_cast<const uint8_t*>(xp);
-      uint16_t* o = static_cast<uint16_t*>(yp);
-      for (py::ssize_t i = 0; i < n; ++i) o[i] = t[a[i]];
-    } else {
-      const uint16_t* t = static_cast<const uint16_t*>(tp);
-      const uint16_t* a = static_cast<const uint16_t*>(xp);
-      uint16_t* o = static_cast<uint16_t*>(yp);
-      for (py::ssize_t i = 0; i < n; ++i) o[i] = t[a[i]];
-    }
+    lookup_table(tp, xp, static_cast<int>(xs), yp, static_cast<int>(ys), static_cast<int64_t>(n));
   });
   // The runtime's input step in one pass (kernels/host/normalize.h): out = store((x - mean) / std), channels
   // on axis 1, bit-identical to host.normalize() + host.store(). x float32 or uint8; mean / std None or
