@@ -1,7 +1,7 @@
 """Whole-model inference latency of compiled models (INT8 w8a8 and FP16) on the emulated NPU, one core
 (core_mask=1, i.e. the caller's thread only), next to onnxruntime fp32 with one intra-op thread, in the
-same run. Models: light_resnet50 (shipped in the onnx wheel) and every real model fetched by
-tools/fetch_models.py (skipped when absent).
+same run (10 rounds, or about 0.5 s of rounds for models under 50 ms). Models: light_resnet50 (shipped in
+the onnx wheel) and every real model fetched by tools/fetch_models.py (skipped when absent).
 
     OPENBLAS_NUM_THREADS=1 python -m pytest bench/bench_models.py --benchmark-columns=min,median,rounds \
         --benchmark-json=models.json && python tools/bench_report.py --models models.json
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,13 @@ def _setup(mid: str):
     return _cache[mid]
 
 
+def _rounds(fn) -> int:
+    """10 rounds, or about half a second of them for small models (their times vary more, run to run)."""
+    t0 = time.perf_counter()
+    fn()
+    return max(10, min(200, int(0.5 / max(time.perf_counter() - t0, 1e-6))))
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("model", MODELS)
 def test_model_latency(benchmark, model, variant):
@@ -66,14 +74,15 @@ def test_model_latency(benchmark, model, variant):
         so.intra_op_num_threads = 1
         so.inter_op_num_threads = 1
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-        benchmark.pedantic(lambda: sess.run(None, {name: x}), rounds=10, warmup_rounds=1)
+        benchmark.pedantic(lambda: sess.run(None, {name: x}), rounds=_rounds(lambda: sess.run(None, {name: x})),
+                           warmup_rounds=1)
         return
     mode = "w8a8" if variant == "npuemu_int8" else "float16"
     prog = compile_graph(gp, LowerOptions(mode=mode), feeds_list, len(feeds_list), prepared=True)
     rt = Runtime(prog, core_mask=1)
     summary = prog.summary()
     benchmark.extra_info.update(npu_ops=summary["NPU"], cpu_ops=summary["CPU"])
-    benchmark.pedantic(lambda: rt.run([x]), rounds=10, warmup_rounds=1)
+    benchmark.pedantic(lambda: rt.run([x]), rounds=_rounds(lambda: rt.run([x])), warmup_rounds=1)
 
 
 @pytest.mark.parametrize("model", MODELS)
