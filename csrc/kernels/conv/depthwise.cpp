@@ -148,8 +148,8 @@ class DepthwisePlan final : public ConvPlan {
     corr_ = Buffer(static_cast<size_t>(ncls * obs_ * kC2 * 4));
     std::memset(corr_.data(), 0, corr_.size());
     int32_t* corr = corr_.data<int32_t>();
-    for (const RowClass& rc : classes_)
-      for (int64_t c = 0; c < g.c && mac_ == MacType::kU8S8_I32; ++c)
+    for (const RowClass& rc : classes_)  // class 0 (all float16 rows) skips nothing: its start stays 0
+      for (int64_t c = 0; c < g.c; ++c)
         for (int64_t t = 0; t < ntaps; ++t)
           if (t < rc.t0 || t >= rc.t1) {  // |pad * w| <= 255 * 255 per tap: no int32 overflow for any kernel
             const int64_t o = ((c / kC2) * ntaps + t) * kC2 + c % kC2;

@@ -95,12 +95,8 @@ struct RowAvx2 {
         alignas(16) uint16_t t[8];
         _mm256_store_ps(reinterpret_cast<float*>(b), v);
         _mm_store_si128(reinterpret_cast<__m128i*>(t), h);
-        for (int l = 0; l < 8; ++l) {
-          if (nan >> l & 1) {
-            const uint32_t p = (b[l] & 0x7FFFFFu) >> 13;
-            t[l] = static_cast<uint16_t>(((b[l] >> 16) & 0x8000u) | (0x7C00u + (p == 0 ? 1u : p)));
-          }
-        }
+        for (int l = 0; l < 8; ++l)
+          if (nan >> l & 1) t[l] = numpy_nan_half(b[l]);
         h = _mm_load_si128(reinterpret_cast<const __m128i*>(t));
       }
       _mm_storeu_si128(static_cast<__m128i*>(yp), h);

@@ -570,7 +570,7 @@ def fuse_hard_swish_arith(graph: Graph) -> Graph:
             x, r = m.inputs[i], m.inputs[1 - i]
             clip = only(r, "Clip")
             if clip is not None:
-                if _scalar_const(g, clip.input(1)) != 0.0 or _scalar_const(g, clip.input(2)) != 6.0:
+                if _activation_tuple(g, clip) != ("clip", 0.0, 6.0):
                     continue
                 add = only(clip.inputs[0], "Add")
                 if add is None or "_act" in add.attrs:

@@ -262,17 +262,9 @@ class Runtime:
         if name in self.consts:
             c = host.const_f32(host.to_f32(a, spec))
             return lambda: c
-        if spec is not None and spec.quantized:  # program.dequantize_f32 into a buffer of this step's
+        if spec is not None and spec.quantized:  # into a buffer of this step's
             buf = np.empty(a.shape, np.float32)
-            zp, scale = np.float32(spec.zero_point), np.float32(spec.scale)
-            subtract, multiply = np.subtract, np.multiply
-
-            def dequantized():
-                subtract(a, zp, out=buf, dtype=np.float32)
-                multiply(buf, scale, out=buf)
-                return buf
-
-            return dequantized
+            return lambda: dequantize_f32(a, spec.scale, spec.zero_point, out=buf)
         if a.dtype.kind == "f" and a.dtype != _F32:
             return lambda: a.astype(np.float32)
         return lambda: a
@@ -287,11 +279,8 @@ class Runtime:
         try:
             op = prepare_node(node)
         except NpuError:  # no implementation: fails when run, as the numpy path did
-            def run_unsupported():
-                host.run_eval(s, node, [g() for g in getters], self.prog)
-
             getters = [self._eval_input(t) for t in s.inputs]
-            return run_unsupported
+            return lambda: host.run_eval(s, node, [g() for g in getters], self.prog)
         n_in = len(node.inputs)
         getters = [self._eval_input(t) for t in s.inputs[:n_in]]
         addend = self._eval_input(s.inputs[n_in]) if len(s.inputs) > n_in else (lambda: None)
