@@ -84,24 +84,21 @@ def assert_same(got, ref, what=""):
 )
 def test_quantize_multiplier_by_hand(m, expect):
     assert R.quantize_multiplier(m) == expect
-    # the core agrees, except in [2^-63, 2^-62): docs/arithmetic.md says "below 2^-62 the multiplier becomes
-    # 0", the core keeps (2^30, -62) there (zero only below 2^-63). Same outputs for int32 accumulators
-    # (a right shift of 62 leaves 0), see test_core_keeps_multipliers_down_to_2_pow_minus_63.
-    if m >= 0 and not 2.0**-63 <= m < 2.0**-62:
+    # the core agrees (docs/arithmetic.md: below 2^-62 the multiplier becomes 0)
+    if m >= 0:
         assert tuple(_core.quantize_multiplier(m)) == expect
     m0, sh = expect
     if m0:
         assert abs(m0 * 2.0 ** (sh - 31) - m) <= abs(m) * 2.0**-31
 
 
-def test_core_keeps_multipliers_down_to_2_pow_minus_63():
-    # documents the difference between the doc's threshold and the core's (see above): harmless for int32
-    # accumulators, where both give 0 for every accumulator
-    m0, sh = _core.quantize_multiplier(2.0**-63)
-    assert (m0, sh) == (2**30, -62)
-    accs = np.array([0, 1, -1, 2**31 - 1, -(2**31)], np.int64)
-    assert not np.any(np.asarray(_core.multiply_by_quantized_multiplier(accs, m0, sh)))
-    assert not np.any(R.multiply_by_quantized_multiplier(accs, m0, sh))
+@pytest.mark.parametrize("m", [2.0**-62, np.nextafter(2.0**-62, 0), 2.0**-63, 1.5 * 2.0**-63, 2.0**-64,
+                               -(2.0**-62), -np.nextafter(2.0**-62, 0)])
+def test_multiplier_threshold_at_2_pow_minus_62(m):
+    # the doc's contract, in the reference and in the core: |m| < 2^-62 -> (0, 0); 2^-62 itself is kept
+    expect = (int(np.sign(m)) * 2**30, -61) if abs(m) >= 2.0**-62 else (0, 0)
+    assert R.quantize_multiplier(m) == expect
+    assert tuple(_core.quantize_multiplier(m)) == expect
 
 
 def test_quantize_multiplier_refuses():
