@@ -418,6 +418,78 @@ def test_hard_swish_arithmetic_pattern_needs_its_constants_and_single_readers(rn
 
 
 # ------------------------------------------------------------------------------------------------------
+# LayerNorm pattern
+
+
+def _layer_norm_model(rng, shape=(2, 5, 12), axes=(-1,), square="pow", divide="div", gamma="vec", beta=True,
+                      opset=13, extra_reader=False):
+    """PaddlePaddle's / older exporters' LayerNorm: ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div,
+    Mul gamma, Add beta."""
+    n = helper.make_node
+    norm = tuple(shape[a] for a in axes)
+    inits = {"eps": np.array(1e-5, F32), "two": np.array(2.0, F32),
+             "g": rng.uniform(0.5, 1.5, norm).astype(F32), "b": rng.standard_normal(norm).astype(F32),
+             "gc": rng.uniform(0.5, 1.5, (shape[1], 1)).astype(F32)}
+
+    def mean(x, y):
+        if opset >= 18:
+            inits["axes"] = np.array(axes, np.int64)
+            return n("ReduceMean", [x, "axes"], [y])
+        return n("ReduceMean", [x], [y], axes=list(axes))
+
+    nodes = [mean("x", "m"), n("Sub", ["x", "m"], ["d"]),
+             n("Pow", ["d", "two"], ["sq"]) if square == "pow" else n("Mul", ["d", "d"], ["sq"]),
+             mean("sq", "v"), n("Add", ["v", "eps"], ["ve"]), n("Sqrt", ["ve"], ["s"])]
+    if divide == "div":
+        nodes.append(n("Div", ["d", "s"], ["y0"]))
+    else:
+        nodes += [n("Reciprocal", ["s"], ["r"]), n("Mul", ["r", "d"], ["y0"])]
+    last = "y0"
+    if gamma:
+        nodes.append(n("Mul", [last, "g" if gamma == "vec" else "gc"], ["y1"]))
+        last = "y1"
+    if beta:
+        nodes.append(n("Add", ["b", last], ["y2"]))
+        last = "y2"
+    nodes.append(n("Identity", [last], ["y"]))
+    outputs = ["y"]
+    if extra_reader:
+        nodes.append(n("Neg", ["d"], ["z"]))
+        outputs.append("z")
+    return make_model(nodes, {"x": (list(shape), F32)}, outputs, inits, opset=opset)
+
+
+@pytest.mark.parametrize("square,divide,opset", [("pow", "div", 13), ("mul", "reciprocal", 13), ("pow", "div", 18)])
+@pytest.mark.parametrize("gamma,beta", [("vec", True), (None, True), ("vec", False), (None, False)])
+def test_layer_norm_pattern_becomes_one_op(rng, square, divide, opset, gamma, beta):
+    model = _layer_norm_model(rng, square=square, divide=divide, opset=opset, gamma=gamma, beta=beta)
+    _, g2 = _check_equivalent(model, lambda g: passes.fuse_layer_norm(passes.remove_identities(g)), rng)
+    assert g2.op_types() == {"LayerNormalization": 1}
+    ln = g2.nodes[0]
+    assert ln.inputs[0] == "x" and ln.attrs["axis"] == 2 and ln.attrs["epsilon"] == pytest.approx(1e-5)
+    assert len(ln.inputs) == (3 if beta else 2)
+
+
+def test_layer_norm_pattern_over_two_trailing_axes(rng):
+    model = _layer_norm_model(rng, shape=(2, 3, 4, 5), axes=(2, 3))
+    _, g2 = _check_equivalent(model, lambda g: passes.fuse_layer_norm(passes.remove_identities(g)), rng)
+    assert g2.op_types() == {"LayerNormalization": 1} and g2.nodes[0].attrs["axis"] == 2
+
+
+def test_layer_norm_pattern_left_alone_where_it_is_not_one(rng):
+    fuse = lambda g: passes.fuse_layer_norm(passes.remove_identities(g))  # noqa: E731
+    # normalized over a leading axis: not LayerNormalization's trailing block
+    _, g2 = _check_equivalent(_layer_norm_model(rng, axes=(1,), gamma=None, beta=False), fuse, rng)
+    assert "LayerNormalization" not in g2.op_types()
+    # the deviation x - mean is read outside the pattern too
+    _, g3 = _check_equivalent(_layer_norm_model(rng, extra_reader=True), fuse, rng)
+    assert "LayerNormalization" not in g3.op_types()
+    # a gamma varying along a non-normalized axis stays a Mul after the LayerNormalization (and so does beta)
+    _, g4 = _check_equivalent(_layer_norm_model(rng, gamma="per_row"), fuse, rng)
+    assert g4.op_types() == {"LayerNormalization": 1, "Mul": 1, "Add": 1}
+
+
+# ------------------------------------------------------------------------------------------------------
 # Conv + Add
 
 

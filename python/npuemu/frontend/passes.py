@@ -14,6 +14,10 @@ outputs equal the original ones up to float32 rounding (weight folding reassocia
 - :func:`fuse_hard_swish_arith`: x * Clip(x + 3, 0, 6) / 6 (or * 1/6; PaddlePaddle's export; the Clip may
   already be fused into the Add) -> HardSwish. Not in :func:`optimize`: the compiler applies it where one
   HardSwish op is cheaper than the chain (float16 builds fuse it into the convolution).
+- :func:`fuse_layer_norm`: the decomposed LayerNorm of exporters without the op (ReduceMean, Sub, Pow 2 or
+  Mul, ReduceMean, Add eps, Sqrt, Div or Mul by Reciprocal, then optionally Mul gamma and Add beta, over
+  the trailing axes) -> LayerNormalization (opset 17 semantics): one op computed in float32, instead of
+  nine whose intermediates (the squared deviations above all) would each be rounded to the storage dtype.
 - :func:`fuse_conv_add`: Conv whose only reader is an Add (or 2-input Sum) with a same-shape tensor ->
   ``conv.attrs['_add'] = that tensor``.
 - :func:`fuse_activations`: activation after Conv / ConvTranspose / Gemm / MatMul whose output has that
@@ -39,6 +43,7 @@ __all__ = [
     "fold_channel_affine",
     "fuse_silu",
     "fuse_hard_swish_arith",
+    "fuse_layer_norm",
     "fuse_conv_add",
     "fuse_activations",
     "eliminate_dead_nodes",
@@ -593,6 +598,139 @@ def fuse_hard_swish_arith(graph: Graph) -> Graph:
 
 
 # ------------------------------------------------------------------------------------------------------
+# LayerNorm pattern
+
+
+def _reduce_axes(g: Graph, n: Node, rank: int) -> "tuple[int, ...] | None":
+    """The axes (normalized, sorted) of a ReduceMean that keeps its dims, None otherwise."""
+    if n.op_type != "ReduceMean" or n.domain or int(n.attrs.get("keepdims", 1)) != 1:
+        return None
+    a = n.input(1)
+    if not a or not g.is_const(a):
+        return None  # no axes: all of them (or none with noop_with_empty_axes); not a LayerNorm
+    axes = sorted({int(v) % rank for v in np.asarray(g.const(a)).reshape(-1)})
+    return tuple(axes) or None
+
+
+def _trailing_param(g: Graph, name: str, x_shape, axis: int) -> "np.ndarray | None":
+    """A constant that broadcasts over the normalized dims only, as a float32 array of x_shape[axis:]."""
+    c = g.const(name)
+    if c is None or c.dtype.kind != "f" or c.ndim > len(x_shape):
+        return None
+    full = (1,) * (len(x_shape) - c.ndim) + tuple(c.shape)
+    if any(d != 1 for d in full[:axis]):
+        return None
+    try:
+        return np.ascontiguousarray(np.broadcast_to(c.reshape(full[axis:]), tuple(x_shape[axis:])), np.float32)
+    except ValueError:
+        return None
+
+
+def fuse_layer_norm(graph: Graph) -> Graph:
+    """ReduceMean / Sub / Pow (or Mul) / ReduceMean / Add eps / Sqrt / Div (or Mul by Reciprocal) over the
+    trailing axes, then optionally Mul by gamma and Add of beta (constants over those axes) ->
+    LayerNormalization(axis, epsilon). Every intermediate is read only inside the pattern (the deviation
+    x - mean by the square and the division, the others once)."""
+    g = graph.copy()
+    producers = g.producers()
+    cons = _consumers(g)
+    dead: "set[int]" = set()
+
+    def only(t: str, *ops: str) -> "Node | None":
+        p = producers.get(t)
+        ok = p is not None and p.op_type in ops and not p.domain and id(p) not in dead and not _fused(p)
+        return p if ok and _single_reader(g, t, cons) else None
+
+    for n in g.nodes:
+        if n.op_type not in ("Div", "Mul") or n.domain or len(n.inputs) != 2 or id(n) in dead or _fused(n):
+            continue
+        d_name, s_name = n.inputs
+        if n.op_type == "Mul":  # d * Reciprocal(sqrt)
+            found = None
+            for i in (0, 1):
+                rec = only(n.inputs[1 - i], "Reciprocal")
+                if rec is not None:
+                    found = (n.inputs[i], rec)
+                    break
+            if found is None:
+                continue
+            d_name, rec = found
+            s_name, extra = rec.inputs[0], [rec]
+        else:
+            extra = []
+        sub = producers.get(d_name)
+        if sub is None or sub.op_type != "Sub" or sub.domain or _fused(sub) or id(sub) in dead:
+            continue
+        x, mean_name = sub.inputs
+        xs = g.values[x].shape
+        if xs is None or g.values[x].dtype.kind != "f" or xs != g.values[n.outputs[0]].shape:
+            continue
+        rank = len(xs)
+        mean = only(mean_name, "ReduceMean")
+        if mean is None or mean.inputs[0] != x:
+            continue
+        axes = _reduce_axes(g, mean, rank)
+        if axes is None or axes != tuple(range(axes[0], rank)):
+            continue
+        sqrt = only(s_name, "Sqrt")
+        if sqrt is None:
+            continue
+        add = only(sqrt.inputs[0], "Add")
+        if add is None or len(add.inputs) != 2:
+            continue
+        eps, var_name = None, None
+        for j in (0, 1):
+            e = _scalar_const(g, add.inputs[1 - j])
+            if e is not None and e >= 0:
+                eps, var_name = e, add.inputs[j]
+        if eps is None:
+            continue
+        var = only(var_name, "ReduceMean")
+        if var is None or _reduce_axes(g, var, rank) != axes:
+            continue
+        sq = only(var.inputs[0], "Pow", "Mul")
+        if sq is None:
+            continue
+        if sq.op_type == "Pow":
+            if sq.inputs[0] != d_name or _scalar_const(g, sq.input(1)) != 2.0:
+                continue
+        elif sq.inputs != [d_name, d_name]:
+            continue
+        # the deviation is read by the square and the division only
+        if d_name in g.outputs or {id(c) for c in cons.get(d_name, [])} != {id(sq), id(n)}:
+            continue
+        if d_name in (getattr(g.quant, "activations", None) or {}):
+            continue
+        axis = axes[0]
+        scale, bias, chain = np.ones(xs[axis:], np.float32), None, [n]
+        # optional gamma, then beta: constants over the normalized dims, the output keeping x's shape
+        for op in ("Mul", "Add"):
+            t = chain[-1].outputs[0]
+            rd = cons.get(t, [])
+            if len(rd) != 1 or rd[0].op_type != op or rd[0].domain or _fused(rd[0]) or not _single_reader(g, t, cons):
+                continue
+            other = [i for i in rd[0].inputs if i != t]
+            c = _trailing_param(g, other[0], xs, axis) if len(other) == 1 and len(rd[0].inputs) == 2 else None
+            if c is None or g.values[rd[0].outputs[0]].shape != xs:
+                continue
+            if op == "Mul":
+                scale = c
+            else:
+                bias = c
+            chain.append(rd[0])
+        last = chain[-1]
+        base = last.name or "layer_norm"
+        inputs = [x, g.add_const(f"{base}_scale", scale)]
+        if bias is not None:
+            inputs.append(g.add_const(f"{base}_bias", bias))
+        dead.update(id(p) for p in [mean, sub, sq, var, add, sqrt, *extra, *chain[:-1]])
+        last.op_type, last.domain, last.inputs = "LayerNormalization", "", inputs
+        last.attrs = {"axis": int(axis), "epsilon": float(eps), "stash_type": 1}
+    _remove(g, dead)
+    return g
+
+
+# ------------------------------------------------------------------------------------------------------
 # Conv + Add
 
 
@@ -711,10 +849,11 @@ def fuse_activations(graph: Graph, *, kinds: "set[str] | None" = None, targets=_
 
 
 def optimize(graph: Graph) -> Graph:
-    """The standard pipeline: constants, Identity/Dropout, BatchNorm, per-channel affine folding, SiLU /
+    """The standard pipeline: constants, Identity/Dropout, LayerNorm pattern, BatchNorm, per-channel affine folding, SiLU /
     HardSwish patterns, Conv+Add, activation fusion, dead nodes."""
     g = fold_constants(graph)
     g = remove_identities(g)
+    g = fuse_layer_norm(g)
     g = fold_batchnorm(g)
     g = fold_channel_affine(g)
     g = fuse_silu(g)
