@@ -22,6 +22,10 @@ SHAPES = [
     (1, 19, 33, 37, 21, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),  # wide stride-2 rows (vector gather)
     (1, 16, 24, 40, 32, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # many full 16-pixel blocks
     (1, 33, 10, 50, 17, (3, 3), (3, 3), (0, 2, 1, 0), (1, 1), 1),  # stride 3, unread rows and phases
+    # folded taps, one fixed move per kernel row: 3x7 rows of 21 channels (32 bytes int8, 64 bytes int16),
+    # 5x5 rows of 10 (64 bytes float32)
+    (1, 3, 10, 20, 7, (3, 7), (1, 2), (1, 3, 1, 3), (1, 1), 1),
+    (1, 2, 9, 12, 5, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1), 1),
 ]
 
 

@@ -1,6 +1,7 @@
 #include "kernels/conv/layout.h"
 
 #include <cstring>
+#include <type_traits>
 
 #include "core/cpu.h"
 #include "core/memory.h"
@@ -474,7 +475,15 @@ void padded_hwc_t(const ConvGeometry& g, bool nhwc, const Src* x, int64_t c_offs
     } else {
       for (int64_t ic = 0; ic < icg; ++ic) {
         const Src* src = x + ((c_offset + ic) * g.h + h) * g.w;
-        for (int64_t w = 0; w < g.w; ++w) dm[w * icg + ic] = conv(src[w]);
+        if constexpr (std::is_same<Dst, float>::value) {  // float16 planes: one vector conversion per row
+          thread_local Buffer row_f32;
+          row_f32.reserve(static_cast<size_t>(g.w) * sizeof(float));
+          float* t = row_f32.data<float>();
+          convert_gather<float>(DType::kFloat16, src, 1, g.w, t);
+          for (int64_t w = 0; w < g.w; ++w) dm[w * icg + ic] = t[w];
+        } else {
+          for (int64_t w = 0; w < g.w; ++w) dm[w * icg + ic] = conv(src[w]);
+        }
       }
     }
   }
@@ -488,22 +497,25 @@ void im2col_hwc_t(const ConvGeometry& g, int64_t icg, int64_t c1, Dst pad, const
   Dst v[1024 + kC2];
   for (int64_t k = kf; k < c1 * kC2; ++k) v[k] = pad;
   int64_t oh = p_begin / g.ow, ow = p_begin % g.ow;
-  // Short kernel rows and few channels (a 3-channel stem: 9-byte rows, 27 of 32 channels): each row is
-  // one fixed 32-byte move, in kh order so that every row's spill is overwritten by the next row (the
-  // spill past the last row is padded again); the source may be read up to 32 bytes past its end
+  // Short kernel rows and few channels (a 3-channel stem: 9-element rows, 27 of 32 channels): each row is
+  // one fixed 32- or 64-byte move, in kh order so that every row's spill is overwritten by the next row
+  // (the spill past the last row is padded again); the source may be read up to 64 bytes past its end
   // (padded_hwc_bytes() reserves that slack). Pixels go in batches of 64 through a staging buffer so
   // that its 16-channel blocks are read back long after the overlapping stores (no store-to-load
   // forwarding stalls).
-  constexpr int64_t kSlackElems = kIm2colSlack / static_cast<int64_t>(sizeof(Dst)), kBatch = 64;
-  if (g.dw == 1 && span <= kSlackElems && c1 * kC2 <= 64) {
-    const int64_t rs = c1 * kC2 + kSlackElems;  // staging row: every spill stays inside it
-    Dst vb[kBatch * (64 + kSlackElems)];
+  constexpr int64_t kBatch = 64;
+  const int64_t span_bytes = span * static_cast<int64_t>(sizeof(Dst));
+  auto short_rows = [&](auto move_bytes) {
+    constexpr int64_t kMove = decltype(move_bytes)::value, kMoveElems = kMove / static_cast<int64_t>(sizeof(Dst));
+    static_assert(kMove <= kIm2colSlack, "the padded buffer's slack must cover one move");
+    const int64_t rs = c1 * kC2 + kMoveElems;  // staging row: every spill stays inside it
+    Dst vb[kBatch * (64 + kMoveElems)];
     for (int64_t p0 = p_begin; p0 < p_end; p0 += kBatch) {
       const int64_t nb = std::min<int64_t>(kBatch, p_end - p0);
       for (int64_t i = 0; i < nb; ++i) {
         Dst* vi = vb + i * rs;
         for (int64_t kh = 0; kh < g.kh; ++kh)
-          std::memcpy(vi + kh * span, xa + ((oh * g.sh + kh * g.dh) * wp + ow * g.sw) * icg, kIm2colSlack);
+          std::memcpy(vi + kh * span, xa + ((oh * g.sh + kh * g.dh) * wp + ow * g.sw) * icg, kMove);
         for (int64_t k = kf; k < c1 * kC2; ++k) vi[k] = pad;
         if (++ow == g.ow) {
           ow = 0;
@@ -514,6 +526,12 @@ void im2col_hwc_t(const ConvGeometry& g, int64_t icg, int64_t c1, Dst pad, const
         for (int64_t i = 0; i < nb; ++i)
           std::memcpy(xp + (c * pixels + p0 + i) * kC2, vb + i * rs + c * kC2, kC2 * sizeof(Dst));
     }
+  };
+  if (g.dw == 1 && c1 * kC2 <= 64 && span_bytes <= 64) {
+    if (span_bytes <= 32)
+      short_rows(std::integral_constant<int64_t, 32>{});
+    else
+      short_rows(std::integral_constant<int64_t, 64>{});
     return;
   }
   for (int64_t p = p_begin; p < p_end; ++p) {

@@ -50,7 +50,7 @@ void pack_input(const InputLayout& L, const ConvGeometry& g, DType x_dtype, bool
 void pack_padded_hwc(const ConvGeometry& g, DType x_dtype, bool nhwc, const void* x_img, int64_t c_offset,
                      int64_t icg, InputFormat f, int32_t pad, int64_t r_begin, int64_t r_end, void* xa);
 // Bytes of the padded channels-last buffer of pass 1, with the slack pass 2 may read past its end.
-constexpr int64_t kIm2colSlack = 32;
+constexpr int64_t kIm2colSlack = 64;
 inline size_t padded_hwc_bytes(const ConvGeometry& g, int64_t icg, int64_t elem) {
   return static_cast<size_t>((g.h + g.pt + g.pb) * (g.w + g.pl + g.pr) * icg * elem + kIm2colSlack);
 }
