@@ -70,9 +70,10 @@ def assert_same(got, ref, what=""):
         (0.1, (1717986918, -3)),  # 0.8 * 2^31 = 1717986918.4 -> down
         (0.3, (1288490189, -1)),  # 0.6 * 2^31 = 1288490188.8 -> up
         (2.0**-40, (2**30, -39)),
-        (2.0**-62, (2**30, -61)),  # the smallest multiplier kept
-        (2.0**-62 * 0.75, (0, 0)),  # below 2^-62: zero
-        (2.0**-64, (0, 0)),
+        (2.0**-62, (2**30, -61)),
+        (2.0**-62 * 0.75, (3 * 2**29, -62)),  # exponent -62: kept (the INT16 path's int64 accumulators)
+        (2.0**-63, (2**30, -62)),  # the smallest multiplier kept
+        (2.0**-64, (0, 0)),  # exponent -63: zero
         (0.0, (0, 0)),
         (0.5 + 2.0**-32, (2**30 + 1, 0)),  # mantissa * 2^31 = 2^30 + 0.5 exactly: half away from zero -> up
         (1 - 2.0**-31, (2**31 - 1, 0)),  # just below 1: the largest mantissa
@@ -92,13 +93,20 @@ def test_quantize_multiplier_by_hand(m, expect):
         assert abs(m0 * 2.0 ** (sh - 31) - m) <= abs(m) * 2.0**-31
 
 
-@pytest.mark.parametrize("m", [2.0**-62, np.nextafter(2.0**-62, 0), 2.0**-63, 1.5 * 2.0**-63, 2.0**-64,
-                               -(2.0**-62), -np.nextafter(2.0**-62, 0)])
-def test_multiplier_threshold_at_2_pow_minus_62(m):
-    # the doc's contract, in the reference and in the core: |m| < 2^-62 -> (0, 0); 2^-62 itself is kept
-    expect = (int(np.sign(m)) * 2**30, -61) if abs(m) >= 2.0**-62 else (0, 0)
+@pytest.mark.parametrize("m", [2.0**-63, np.nextafter(2.0**-63, 0), 2.0**-63 * (1 - 2.0**-33), 2.0**-63 * 0.75,
+                               -(2.0**-63), -np.nextafter(2.0**-63, 0), 2.0**-64])
+def test_multiplier_threshold_at_2_pow_minus_63(m):
+    # docs/arithmetic.md, in the reference and in the core: an exponent below -62 after rounding gives (0, 0);
+    # a mantissa that rounds up to 2^31 (just below 2^-63) is renormalized into 2^-63 and kept
+    q, e = math.frexp(abs(m))
+    m0 = math.floor(q * 2**31 + 0.5)
+    if m0 == 2**31:
+        m0, e = 2**30, e + 1
+    expect = (int(np.sign(m)) * m0, e) if e >= -62 else (0, 0)
     assert R.quantize_multiplier(m) == expect
     assert tuple(_core.quantize_multiplier(m)) == expect
+    if abs(m) >= 2.0**-63 or m == 2.0**-63 * (1 - 2.0**-33):
+        assert expect[0] != 0
 
 
 def test_quantize_multiplier_refuses():

@@ -31,8 +31,8 @@ struct QuantizedMultiplier {
 
 // Largest left shift we accept: M < 2^kMaxLeftShift.
 constexpr int kMaxLeftShift = 30;
-// Multipliers below 2^-kMaxRightShift become 0 (docs/arithmetic.md): the smallest kept one, 2^-62, has
-// shift -61, and an int32 input times it rounds to 0 anyway.
+// Largest right shift: a multiplier whose exponent (after rounding) is below -62, i.e. below 2^-63, becomes
+// 0 (docs/arithmetic.md section 3). Shifts down to -62 matter for the INT16 path's int64 accumulators.
 constexpr int kMaxRightShift = 62;
 
 // Splits a real multiplier into (M0, shift) like TFLite's QuantizeMultiplier: frexp, round the Q31
@@ -43,7 +43,6 @@ inline QuantizedMultiplier quantize_multiplier(double m) {
   if (m == 0.0) return q;
   int exp = 0;
   const double frac = std::frexp(m, &exp);  // m = frac * 2^exp, 0.5 <= |frac| < 1
-  if (exp <= -kMaxRightShift) return QuantizedMultiplier{};  // |m| < 2^-62: rounds everything to zero
   int64_t m0 = static_cast<int64_t>(std::round(frac * 2147483648.0));
   if (m0 == (int64_t{1} << 31) || m0 == -(int64_t{1} << 31)) {
     m0 /= 2;
@@ -51,6 +50,7 @@ inline QuantizedMultiplier quantize_multiplier(double m) {
   }
   NPU_CHECK(exp <= kMaxLeftShift, "requantization multiplier ", m, " is too large (must be < 2^",
             kMaxLeftShift, "); check the scales (x_scale * w_scale / y_scale)");
+  if (exp < -kMaxRightShift) return QuantizedMultiplier{};  // rounds everything to zero
   q.m0 = static_cast<int32_t>(m0);
   q.shift = exp;
   return q;

@@ -62,20 +62,22 @@ def quantize_multiplier(m: float) -> "tuple[int, int]":
     ``2^30 <= |m0| < 2^31`` (TFLite's QuantizeMultiplier): ``frexp`` gives ``m = q * 2^e`` with
     ``0.5 <= |q| < 1``; ``m0 = round(q * 2^31)`` half away from zero (q * 2^31 is exact, a power-of-two
     scaling); when that rounds up to 2^31 the mantissa is renormalized to 2^30 and the exponent raised by
-    one. ``|m| < 2^-62`` gives (0, 0) (every int32 accumulator then maps to 0); ``|m| >= 2^30`` is refused
-    (the left shift of the output stage is at most 30)."""
+    one. An exponent below -62 after that (``|m| < 2^-63`` up to the rounding) gives (0, 0); ``|m| >= 2^30``
+    is refused (the left shift of the output stage is at most 30)."""
     m = float(m)
     if not math.isfinite(m):
         raise ValueError(f"quantize_multiplier: the multiplier must be finite, got {m!r}")
     if abs(m) >= 2.0**30:
         raise ValueError(f"quantize_multiplier: the multiplier {m!r} is too large (must be below 2^30)")
-    if abs(m) < 2.0**-62:
+    if m == 0.0:
         return 0, 0
     q, e = math.frexp(m)
     m0 = _round_half_away(q * 2.0**31)
     if abs(m0) == 2**31:  # the mantissa rounded up to 1.0: 2^31 * 2^(e-31) = 2^30 * 2^(e+1-31)
         m0 //= 2
         e += 1
+    if e < -62:  # right shifts stop at 62
+        return 0, 0
     return m0, e
 
 
