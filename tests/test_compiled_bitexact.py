@@ -107,6 +107,11 @@ def test_multiplier_threshold_at_2_pow_minus_63(m):
     assert tuple(_core.quantize_multiplier(m)) == expect
     if abs(m) >= 2.0**-63 or m == 2.0**-63 * (1 - 2.0**-33):
         assert expect[0] != 0
+    # a kept shift of -62 maps every int32 accumulator to 0, in the reference and in the core
+    if expect[0]:
+        accs = np.array([0, 1, -1, 2**31 - 1, -(2**31)], np.int64)
+        assert not np.any(np.asarray(_core.multiply_by_quantized_multiplier(accs, *expect)))
+        assert not np.any(R.multiply_by_quantized_multiplier(accs, *expect))
 
 
 def test_quantize_multiplier_refuses():

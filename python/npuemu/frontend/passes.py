@@ -109,12 +109,17 @@ def _consumers(graph: Graph) -> "dict[str, list[Node]]":
     return graph.consumers()
 
 
-def _single_reader(graph: Graph, name: str, cons) -> bool:
-    """Whether a pass may absorb tensor ``name`` into its reader. Not a tensor whose quantization a QDQ
-    model fixes (``graph.quant``, compiler/qdq.py): the model rounds and saturates there, and the int8
-    build keeps that tensor to do the same."""
+def _visible(graph: Graph, name: str) -> bool:
+    """Whether tensor ``name`` must stay a tensor: a graph output, or a tensor whose quantization a QDQ model
+    fixes (``graph.quant``, compiler/qdq.py): the model rounds and saturates there, and the int8 build keeps
+    that tensor to do the same."""
     fixed = getattr(graph.quant, "activations", None) or {}
-    return name not in graph.outputs and name not in fixed and len(cons.get(name, [])) == 1
+    return name in graph.outputs or name in fixed
+
+
+def _single_reader(graph: Graph, name: str, cons) -> bool:
+    """Whether a pass may absorb tensor ``name`` into its only reader (see :func:`_visible`)."""
+    return not _visible(graph, name) and len(cons.get(name, [])) == 1
 
 
 def _rename_refs(graph: Graph, old: str, new: str) -> None:
@@ -697,17 +702,17 @@ def fuse_layer_norm(graph: Graph) -> Graph:
         elif sq.inputs != [d_name, d_name]:
             continue
         # the deviation is read by the square and the division only
-        if d_name in g.outputs or {id(c) for c in cons.get(d_name, [])} != {id(sq), id(n)}:
-            continue
-        if d_name in (getattr(g.quant, "activations", None) or {}):
+        if _visible(g, d_name) or {id(c) for c in cons.get(d_name, [])} != {id(sq), id(n)}:
             continue
         axis = axes[0]
         scale, bias, chain = np.ones(xs[axis:], np.float32), None, [n]
         # optional gamma, then beta: constants over the normalized dims, the output keeping x's shape
         for op in ("Mul", "Add"):
             t = chain[-1].outputs[0]
-            rd = cons.get(t, [])
-            if len(rd) != 1 or rd[0].op_type != op or rd[0].domain or _fused(rd[0]) or not _single_reader(g, t, cons):
+            if not _single_reader(g, t, cons):
+                continue
+            rd = cons[t]
+            if rd[0].op_type != op or rd[0].domain or _fused(rd[0]):
                 continue
             other = [i for i in rd[0].inputs if i != t]
             c = _trailing_param(g, other[0], xs, axis) if len(other) == 1 and len(rd[0].inputs) == 2 else None
@@ -849,8 +854,8 @@ def fuse_activations(graph: Graph, *, kinds: "set[str] | None" = None, targets=_
 
 
 def optimize(graph: Graph) -> Graph:
-    """The standard pipeline: constants, Identity/Dropout, LayerNorm pattern, BatchNorm, per-channel affine folding, SiLU /
-    HardSwish patterns, Conv+Add, activation fusion, dead nodes."""
+    """The standard pipeline: constants, Identity/Dropout, LayerNorm pattern, BatchNorm, per-channel affine
+    folding, SiLU / HardSwish patterns, Conv+Add, activation fusion, dead nodes."""
     g = fold_constants(graph)
     g = remove_identities(g)
     g = fuse_layer_norm(g)
