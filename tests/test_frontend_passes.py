@@ -352,6 +352,55 @@ def test_silu_after_conv_fuses_as_activation(rng):
     assert g2.op_types() == {"Conv": 1} and g2.nodes[0].attrs["_act"] == ("silu",)
 
 
+@pytest.mark.parametrize("beta", [1.0, 1.702])
+@pytest.mark.parametrize("order", ["x_first", "beta_first"])
+def test_swish_with_beta_pattern_becomes_one_node(rng, beta, order):
+    """PaddlePaddle exports swish as x * Sigmoid(x * beta), beta 1.0 by default: Swish(alpha beta)."""
+    n = helper.make_node
+    scale_in = ["x", "beta"] if order == "x_first" else ["beta", "x"]
+    model = make_model(
+        [n("Mul", scale_in, ["xb"]), n("Sigmoid", ["xb"], ["s"]), n("Mul", ["x", "s"], ["y"])],
+        {"x": ([2, 3, 4], F32)},
+        ["y"],
+        {"beta": np.array([beta], F32)},
+    )
+    _, g2 = _check_equivalent(model, passes.fuse_silu, rng)
+    assert g2.op_types() == {"Swish": 1} and g2.nodes[0].attrs == {"alpha": pytest.approx(beta)}
+    assert g2.nodes[0].inputs == ["x"]
+
+
+def test_swish_with_beta_after_conv_fuses_as_silu(rng):
+    n = helper.make_node
+    model = make_model(
+        [n("Conv", ["x", "w"], ["c"]), n("Mul", ["c", "one"], ["cb"]), n("Sigmoid", ["cb"], ["s"]),
+         n("Mul", ["c", "s"], ["y"])],
+        {"x": ([1, 3, 6, 6], F32)},
+        ["y"],
+        {"w": conv_weights(rng, 8, 3), "one": np.array(1.0, F32)},
+    )
+    _, g2 = _check_equivalent(model, passes.optimize, rng)
+    assert g2.op_types() == {"Conv": 1} and g2.nodes[0].attrs["_act"] == ("silu",)
+
+
+def test_swish_with_beta_left_alone_when_not_the_pattern(rng):
+    n = helper.make_node
+    cases = {
+        # the scaled tensor is read elsewhere too
+        "shared": ([n("Mul", ["x", "beta"], ["xb"]), n("Sigmoid", ["xb"], ["s"]), n("Mul", ["x", "s"], ["y"]),
+                    n("Neg", ["xb"], ["z"])], ["y", "z"], {"beta": np.array([2.0], F32)}),
+        # a per-channel factor, not a scalar
+        "vector": ([n("Mul", ["x", "beta"], ["xb"]), n("Sigmoid", ["xb"], ["s"]), n("Mul", ["x", "s"], ["y"])],
+                   ["y"], {"beta": np.array([1.0, 2.0, 3.0, 4.0], F32)}),
+        # Sigmoid of a scaled other tensor
+        "other": ([n("Mul", ["v", "beta"], ["vb"]), n("Sigmoid", ["vb"], ["s"]), n("Mul", ["x", "s"], ["y"])],
+                  ["y"], {"beta": np.array([1.0], F32)}),
+    }
+    for name, (nodes, outs, inits) in cases.items():
+        model = make_model(nodes, {"x": ([2, 3, 4], F32), "v": ([2, 3, 4], F32)}, outs, inits)
+        _, g2 = _check_equivalent(model, passes.fuse_silu, rng)
+        assert "Swish" not in g2.op_types(), name
+
+
 def test_silu_not_detected_when_sigmoid_is_read_elsewhere_or_inputs_differ(rng):
     n = helper.make_node
     shared = make_model(

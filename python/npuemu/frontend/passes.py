@@ -9,7 +9,8 @@ outputs equal the original ones up to float32 rounding (weight folding reassocia
   Gemm, or turns it into a per-channel Mul + Add when there is none.
 - :func:`fold_channel_affine`: folds Mul / Div / Add / Sub by per-channel constants into the preceding
   Conv / ConvTranspose / Gemm, and merges chains of such constant affine ops into one Mul + Add.
-- :func:`fuse_silu`: Mul(x, Sigmoid(x)) -> Swish (alpha 1, i.e. SiLU); Mul(x, HardSigmoid(x, 1/6, 1/2))
+- :func:`fuse_silu`: Mul(x, Sigmoid(x)) -> Swish (alpha 1, i.e. SiLU), Mul(x, Sigmoid(Mul(x, beta))) with a
+  scalar beta (PaddlePaddle's swish export) -> Swish (alpha beta); Mul(x, HardSigmoid(x, 1/6, 1/2))
   -> HardSwish.
 - :func:`fuse_hard_swish_arith`: x * Clip(x + 3, 0, 6) / 6 (or * 1/6; PaddlePaddle's export; the Clip may
   already be fused into the Add) -> HardSwish. Not in :func:`optimize`: the compiler applies it where one
@@ -525,10 +526,19 @@ def fuse_silu(graph: Graph) -> Graph:
         for i in (0, 1):
             x, s = n.inputs[i], n.inputs[1 - i]
             p = producers.get(s)
-            if p is None or p.domain or p.inputs[:1] != [x] or not _single_reader(g, s, cons) or id(p) in dead:
+            if p is None or p.domain or not _single_reader(g, s, cons) or id(p) in dead:
                 continue
             if g.values[x].shape != g.values[n.outputs[0]].shape:
                 continue  # x is broadcast by the Mul: not the element-wise pattern
+            scaled = _scaled_by_scalar(g, p.inputs[0] if p.op_type == "Sigmoid" else "", x, producers, cons)
+            if scaled is not None and id(scaled[0]) not in dead:
+                # x * Sigmoid(beta * x): PaddlePaddle exports swish with its beta, 1.0 by default
+                q, beta = scaled
+                n.op_type, n.attrs, n.inputs = "Swish", {"alpha": beta}, [x]
+                dead.update((id(p), id(q)))
+                break
+            if p.inputs[:1] != [x]:
+                continue
             if p.op_type == "Sigmoid":
                 n.op_type, n.attrs = "Swish", {"alpha": 1.0}
             elif (
@@ -544,6 +554,18 @@ def fuse_silu(graph: Graph) -> Graph:
             break
     _remove(g, dead)
     return g
+
+
+def _scaled_by_scalar(g: Graph, name: str, x: str, producers, cons) -> "tuple[Node, float] | None":
+    """(the node, c) when tensor ``name`` is Mul(x, c) or Mul(c, x) with a scalar float constant c, of the
+    shape of x, read only by one node; None otherwise."""
+    q = producers.get(name) if name else None
+    if q is None or q.op_type != "Mul" or q.domain or len(q.inputs) != 2 or x not in q.inputs:
+        return None
+    c = _scalar_const(g, q.inputs[1 - q.inputs.index(x)])
+    if c is None or g.values[name].shape != g.values[x].shape or not _single_reader(g, name, cons):
+        return None
+    return q, c
 
 
 def _scalar_const(g: Graph, name: str) -> "float | None":
