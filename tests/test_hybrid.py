@@ -291,6 +291,22 @@ def test_two_step_hybrid_flow(project, model, inputs, capsys):
     assert "dwconv" in read_cfg(cfg)[0]
 
 
+def test_two_step_hybrid_keeps_rknn_batch_size(project, inputs, capsys):
+    r = _rknn(project)
+    assert r.hybrid_quantization_step1(dataset="dataset.txt", rknn_batch_size=2) == 0
+    r2 = RKNN()
+    assert r2.hybrid_quantization_step2("outlier.model", "outlier.data", "outlier.quantization.cfg") == 0
+    assert "rknn_batch_size 2" in _err(capsys)
+    assert r2._program.meta["rknn_batch_size"] == 2
+    assert _rknn(project).hybrid_quantization_step1(dataset="dataset.txt") == 0  # the same, one sample
+    r1 = RKNN()
+    assert r1.hybrid_quantization_step2("outlier.model", "outlier.data", "outlier.quantization.cfg") == 0
+    assert r2.init_runtime() == 0 and r1.init_runtime() == 0
+    pair = np.concatenate(inputs[:2])
+    one = [r1.inference([x], data_format="nchw")[0] for x in inputs[:2]]
+    assert np.array_equal(r2.inference([pair], data_format="nchw")[0], np.concatenate(one))
+
+
 def test_hybrid_errors_give_minus_one(project, capsys):
     r = RKNN()
     assert r.hybrid_quantization_step1(dataset="dataset.txt") == -1

@@ -114,6 +114,69 @@ def test_steady_state_inference_allocates_nothing_natively(dataset, digits):
     assert _core.alloc_stats() == before
 
 
+@pytest.mark.parametrize("quant", [True, False])
+def test_rknn_batch_size_stacks_samples(tmp_path, dataset, digits, capsys, quant):
+    """rknn_batch_size=N: N samples stacked on axis 0 in, outputs stacked out, each sample's outputs those of
+    an inference on it alone (bit-identical); kept by export_rknn for RKNN.load_rknn and RKNNLite."""
+    x = digits["test_images"][:12]
+    one = _built(dataset, quant=quant)
+    ref = _infer_all(one, x)
+    r = RKNN()
+    assert r.config(mean_values=[[0]], std_values=[[255]], target_platform="rk3588") == 0
+    assert r.load_onnx(MODEL) == 0
+    assert r.build(do_quantization=quant, dataset=dataset if quant else None, rknn_batch_size=4) == 0
+    assert "rknn_batch_size 4" in _err(capsys)
+    assert r.init_runtime(core_mask=7) == 0
+    got = np.concatenate([r.inference(inputs=[x[i:i + 4]], data_format="nchw")[0] for i in range(0, 12, 4)])
+    assert got.shape == ref.shape and np.array_equal(got, ref)
+    nhwc = r.inference(inputs=[x[4:8].transpose(0, 2, 3, 1)])[0]
+    assert np.array_equal(nhwc, ref[4:8])
+    for wrong in (x[:1], x[:3], x[:5], x[0].transpose(1, 2, 0)):  # one sample (HWC too) is not 4
+        assert r.inference(inputs=[wrong], data_format="nhwc" if wrong.ndim == 3 else "nchw") is None
+        assert "(4, 1, 8, 8)" in _err(capsys)
+    assert r.eval_memory(is_print=False)["other_memory"] == 4 * one.eval_memory(is_print=False)["other_memory"]
+    path = str(tmp_path / "b4.rknn")
+    assert r.export_rknn(path) == 0
+    lite = RKNNLite()
+    assert lite.load_rknn(path) == 0 and lite.init_runtime() == 0
+    assert np.array_equal(lite.inference(inputs=[x[8:12]], data_format="nchw")[0], ref[8:12])
+    r2 = RKNN()
+    assert r2.load_rknn(path) == 0 and r2.init_runtime() == 0
+    assert np.array_equal(r2.inference(inputs=[x[:4]], data_format="nchw")[0], ref[:4])
+
+
+def test_model_file_with_a_bad_batch_size_gives_minus_one(tmp_path, dataset, capsys):
+    """A well-formed file whose rknn_batch_size is not usable (written elsewhere): init_runtime refuses it."""
+    from npuemu.runtime import modelfile
+
+    r = _built(dataset)
+    path = tmp_path / "m.npuemu"
+    assert r.export_rknn(str(path)) == 0
+    meta, arrays, _ = modelfile.load(path, mmap=False)
+    for bad in ("4", 0, True, 2.5):
+        meta["program"]["meta"]["rknn_batch_size"] = bad
+        modelfile.save(tmp_path / "bad.npuemu", meta, arrays, producer="test")
+        lite = RKNNLite()
+        assert lite.load_rknn(str(tmp_path / "bad.npuemu")) == 0
+        assert lite.init_runtime() == -1
+        assert "rknn_batch_size" in _err(capsys)
+
+
+def test_rknn_batch_size_needs_batch_one_inputs(tmp_path, dataset, capsys):
+    m = onnx.load(MODEL)
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 2
+    m.graph.output[0].type.tensor_type.shape.dim[0].dim_value = 2
+    path = str(tmp_path / "b2.onnx")
+    onnx.save(m, path)
+    r = RKNN()
+    assert r.config(mean_values=[[0]], std_values=[[255]], target_platform="rk3588") == 0
+    assert r.load_onnx(path) == 0
+    assert r.build(do_quantization=True, dataset=dataset, rknn_batch_size=3) == -1
+    assert "needs a model whose inputs have batch 1; input 'input' has shape (2, 1, 8, 8)" in _err(capsys)
+    assert r.hybrid_quantization_step1(dataset=dataset, rknn_batch_size=3) == -1
+    assert "needs a model whose inputs have batch 1" in _err(capsys)
+
+
 def test_export_then_load_in_fresh_processes(tmp_path, dataset, digits):
     r = _built(dataset)
     x = digits["test_images"][:30]
@@ -233,8 +296,9 @@ def test_bad_config_and_build_arguments(tmp_path, dataset, capsys):
     bad.write_text("wrong.npy\n")
     assert r.build(do_quantization=True, dataset=str(bad)) == -1
     assert "shape" in _err(capsys)
-    assert r.build(do_quantization=True, dataset=dataset, rknn_batch_size=4) == -1
-    assert "not implemented yet" in _err(capsys)
+    for bad in (0, -2, 2.5, True, "4"):
+        assert r.build(do_quantization=True, dataset=dataset, rknn_batch_size=bad) == -1
+        assert "rknn_batch_size must be None or an int >= 1" in _err(capsys)
     assert r.build(do_quantization="yes", dataset=dataset) == -1
     assert r.build(do_quantization=True, dataset=dataset) == 0
     assert r.init_runtime(target="rk3566") == -1

@@ -24,7 +24,7 @@ import numpy as np
 from . import __version__
 from .config import Config, make_config
 from .errors import NpuError
-from .lite import ModelRunner, RKNNLite, _api
+from .lite import ModelRunner, RKNNLite, _api, check_batch_inputs, set_batch_size
 
 __all__ = ["RKNN"]
 
@@ -194,7 +194,10 @@ class RKNN(RKNNLite):
                                   algorithm=self._config.quantized_algorithm)
         return ranges, kept
 
-    def _finish_build(self, prog, mode: str, t0: float, extra: "dict | None" = None) -> None:
+    def _finish_build(self, prog, mode: str, t0: float, extra: "dict | None" = None, batch: int = 1) -> None:
+        if batch > 1:
+            set_batch_size(prog, batch)
+            extra = {**(extra or {}), "rknn_batch_size": batch}
         summary = prog.summary()
         dt = time.perf_counter() - t0
         self._program = prog
@@ -205,6 +208,7 @@ class RKNN(RKNNLite):
         self._log.info(
             f"build: {mode} for {self._config.platform.name}"
             + (f" ({hybrid} layers in float16)" if hybrid else "")
+            + (f", rknn_batch_size {batch}" if batch > 1 else "")
             + f", {summary['NPU']} ops on the NPU, {summary['CPU']} on the CPU"
             + (f" ({', '.join(_cpu_ops(prog))})" if summary["CPU"] else "")
             + f", {dt:.1f} s",
@@ -232,8 +236,7 @@ class RKNN(RKNNLite):
             raise TypeError(f"do_quantization must be True or False, got {do_quantization!r}")
         if not isinstance(auto_hybrid, bool):
             raise TypeError(f"auto_hybrid must be True or False, got {auto_hybrid!r}")
-        if rknn_batch_size not in (None, 1):
-            raise NotImplementedError(f"rknn_batch_size={rknn_batch_size!r} {_NOT_YET} (only None or 1)")
+        batch = _batch_size(rknn_batch_size)
         cfg = self._config
         if auto_hybrid and not do_quantization:
             raise NpuError("auto_hybrid=True mixes float16 into a w8a8 build: it needs do_quantization=True")
@@ -242,6 +245,8 @@ class RKNN(RKNNLite):
         if not do_quantization:
             cfg.check_float_build()
         mode = "w8a8" if do_quantization else cfg.float_dtype
+        if batch > 1:
+            check_batch_inputs({n: self._graph.values[n].shape for n in self._graph.inputs}, batch)
         t0 = time.perf_counter()
         opts = self._lower_options(mode)
         gp = prepare_graph(self._graph)
@@ -264,7 +269,7 @@ class RKNN(RKNNLite):
                 extra["auto_hybrid_layers"] = sorted(chosen)
             else:
                 prog = lower(gp, opts, ranges, log)
-        self._finish_build(prog, mode, t0, extra)
+        self._finish_build(prog, mode, t0, extra, batch)
         return 0
 
     # --- hybrid quantization -----------------------------------------------------------------------------
@@ -285,8 +290,9 @@ class RKNN(RKNNLite):
             raise NpuError("no model: call load_onnx() first")
         if self._load_args is None:
             raise NotImplementedError(f"hybrid quantization of a model loaded with input_initial_val {_NOT_YET}")
-        if rknn_batch_size not in (None, 1):
-            raise NotImplementedError(f"rknn_batch_size={rknn_batch_size!r} {_NOT_YET} (only None or 1)")
+        batch = _batch_size(rknn_batch_size)
+        if batch > 1:
+            check_batch_inputs({n: self._graph.values[n].shape for n in self._graph.inputs}, batch)
         if custom_hybrid is not None:
             raise NotImplementedError(f"custom_hybrid {_NOT_YET}; name the layers in the cfg's "
                                       f"custom_quantize_layers instead")
@@ -310,6 +316,7 @@ class RKNN(RKNNLite):
             "ranges": {k: [ranges.lo[k], ranges.hi[k]] for k in ranges.lo},
             "clip": {k: list(v) for k, v in ranges.clip.items()},
             "samples": ranges.samples,
+            "rknn_batch_size": batch,
         }
         modelfile.atomic_write(stem + ".model", self._onnx_bytes)
         modelfile.save(stem + ".data", _jsonable(data), {}, producer=f"npuemu {__version__}")
@@ -361,7 +368,8 @@ class RKNN(RKNNLite):
                 ranges.clip[k] = (lo, hi)
         gp = prepare_graph(g)
         prog = lower(gp, self._lower_options("w8a8", layers), ranges, lambda m: self._log.info(m, always=True))
-        self._finish_build(prog, "w8a8", t0, {"hybrid_layers": sorted(layers)})
+        self._finish_build(prog, "w8a8", t0, {"hybrid_layers": sorted(layers)},
+                           _batch_size(meta.get("rknn_batch_size")))
         return 0
 
     def _model_stem(self) -> str:
@@ -434,7 +442,7 @@ class RKNN(RKNNLite):
     @_api()
     def eval_memory(self, is_print: bool = True):
         """Memory of the prepared model in bytes: weights (constants), internal (planned intermediate
-        buffers), other (inputs and outputs), total."""
+        buffers), other (inputs and outputs, of every sample of an ``rknn_batch_size`` batch), total."""
         if self._runner is None:
             raise NpuError("call init_runtime() first")
         prog = self._program
@@ -443,7 +451,7 @@ class RKNN(RKNNLite):
         other = 0
         for n in list(prog.inputs) + list(prog.outputs):
             t = prog.tensors[n]
-            other += int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize
+            other += int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize * self._runner.batch
         res = {"weight_memory": weight, "internal_memory": internal, "other_memory": other,
                "total_memory": weight + internal + other}
         if is_print:
@@ -507,7 +515,7 @@ class RKNN(RKNNLite):
             rgb = [self._config.rgb2bgr_for(i) for i in range(len(inputs))]
             return load_files(inputs, self._input_specs(g), rgb2bgr=rgb)
         if all(isinstance(x, np.ndarray) for x in inputs):
-            return ModelRunner(self._program, 1).prepare_inputs(list(inputs), None)
+            return ModelRunner(self._program, 1, one_sample=True).prepare_inputs(list(inputs), None)
         raise NpuError("inputs must be all file paths or all numpy arrays")
 
     def get_sdk_version(self):
@@ -519,6 +527,15 @@ class RKNN(RKNNLite):
         self._program = None
         self._graph = None
         return 0
+
+
+def _batch_size(v) -> int:
+    """``rknn_batch_size``: None (1) or an int >= 1."""
+    if v is None:
+        return 1
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"rknn_batch_size must be None or an int >= 1, got {v!r}")
+    return int(v)
 
 
 def _onnx_bytes(model) -> bytes:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import NpuError
+from .errors import ModelError, NpuError
 from .runtime.program import Program
 
 __all__ = ["RKNNLite", "ModelRunner"]
@@ -84,16 +84,48 @@ def _api(fail: Any = -1):
     return deco
 
 
-class ModelRunner:
-    """A program prepared to run, with the user-facing input checks and layout conversion."""
+def check_batch_inputs(shapes: "dict[str, Any]", batch: int) -> None:
+    """``rknn_batch_size=batch`` (> 1) needs every input (name -> shape) to have a first dimension of 1."""
+    for n, shape in shapes.items():
+        if shape is None or len(shape) == 0 or shape[0] != 1:
+            raise NpuError(f"rknn_batch_size={batch} needs a model whose inputs have batch 1; input {n!r} has shape "
+                           f"{None if shape is None else tuple(shape)} (load_onnx(inputs=..., input_size_list=...) "
+                           f"can fix it)")
 
-    def __init__(self, prog: Program, core_mask: int):
+
+def set_batch_size(prog: Program, batch: int) -> None:
+    """Makes ``prog`` (compiled for one sample) take ``batch`` samples per inference (``build``'s
+    ``rknn_batch_size``)."""
+    check_batch_inputs({n: prog.tensors[n].shape for n in prog.inputs}, batch)
+    prog.meta["rknn_batch_size"] = int(batch)
+
+
+def batch_size(prog: Program) -> int:
+    """The samples per inference of ``prog`` (1 unless built with ``rknn_batch_size``)."""
+    v = prog.meta.get("rknn_batch_size", 1)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ModelError(f"the model's rknn_batch_size {v!r} is not an int >= 1")
+    if v > 1 and any(len(prog.tensors[n].shape) == 0 or prog.tensors[n].shape[0] != 1 for n in prog.inputs):
+        raise ModelError(f"the model's rknn_batch_size is {v} but its inputs do not have batch 1")
+    return v
+
+
+class ModelRunner:
+    """A program prepared to run, with the user-facing input checks and layout conversion.
+
+    A program built with ``rknn_batch_size=N`` takes N samples stacked on the first axis of every input
+    and returns its outputs stacked the same way; the emulator runs the one-sample program on each
+    sample in turn, so sample i's outputs are those of an inference on sample i alone."""
+
+    def __init__(self, prog: Program, core_mask: int, one_sample: bool = False):
         from .runtime.executor import Runtime
 
         self.prog = prog
+        self.batch = 1 if one_sample else batch_size(prog)
         self.runtime = Runtime(prog, core_mask)
         self.names = list(prog.meta.get("input_names") or prog.inputs)
-        self.shapes = [prog.tensors[n].shape for n in prog.inputs]
+        self.shapes = [(self.batch, *prog.tensors[n].shape[1:]) if self.batch > 1 else prog.tensors[n].shape
+                       for n in prog.inputs]
 
     def prepare_inputs(self, inputs, data_format) -> "list[np.ndarray]":
         n = len(self.shapes)
@@ -126,7 +158,7 @@ class ModelRunner:
                 want_nchw = tuple(shape)
                 want = (shape[0], shape[2], shape[3], shape[1]) if fmt == "nhwc" else want_nchw
                 arr = a
-                if arr.ndim == 3 and shape[0] == 1:
+                if arr.ndim == 3 and shape[0] == 1 and self.batch == 1:
                     arr = arr[None]
                 if tuple(arr.shape) != want:
                     raise ValueError(
@@ -138,7 +170,8 @@ class ModelRunner:
             else:
                 arr = a
                 if tuple(arr.shape) != tuple(shape):
-                    if arr.size == int(np.prod(shape)) and arr.ndim == len(shape) + 1 and arr.shape[0] == 1:
+                    if self.batch == 1 and arr.size == int(np.prod(shape)) and arr.ndim == len(shape) + 1 and \
+                            arr.shape[0] == 1:
                         arr = arr.reshape(shape)
                     else:
                         raise ValueError(f"input {i} ({name!r}) has shape {a.shape}, the model expects {tuple(shape)}")
@@ -146,7 +179,12 @@ class ModelRunner:
         return out
 
     def run(self, inputs, data_format=None) -> "list[np.ndarray]":
-        return self.runtime.run(self.prepare_inputs(inputs, data_format))
+        xs = self.prepare_inputs(inputs, data_format)
+        if self.batch == 1:
+            return self.runtime.run(xs)
+        per_sample = [self.runtime.run([x[b:b + 1] for x in xs]) for b in range(self.batch)]
+        return [np.concatenate([outs[k] for outs in per_sample], axis=0) if per_sample[0][k].ndim else
+                np.stack([outs[k] for outs in per_sample]) for k in range(len(per_sample[0]))]
 
 
 class RKNNLite:
