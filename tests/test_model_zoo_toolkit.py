@@ -139,7 +139,7 @@ def test_accuracy_against_an_independent_implementation_of_the_format(mid, mode)
     pytest.importorskip("onnxruntime")
     import format_oracles as fo
 
-    gp, cases, name = _prepared(mid)
+    _, cases, name = _prepared(mid)
     shape = cases[0].feeds[name].shape
     if mode == "w8a8":
         sess = fo.ort_static_int8(mz.model_path(mid), name, shape, _calibration(cases, name))

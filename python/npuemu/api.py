@@ -24,7 +24,7 @@ import numpy as np
 from . import __version__
 from .config import Config, make_config
 from .errors import NpuError
-from .lite import ModelRunner, RKNNLite, _api, check_batch_inputs, set_batch_size
+from .lite import ModelRunner, RKNNLite, _api, check_batch_inputs, checked_batch_size
 
 __all__ = ["RKNN"]
 
@@ -194,9 +194,19 @@ class RKNN(RKNNLite):
                                   algorithm=self._config.quantized_algorithm)
         return ranges, kept
 
+    def _batch_size(self, rknn_batch_size) -> int:
+        """``rknn_batch_size`` (None: 1) checked, and for more than 1 that the loaded model's inputs have
+        batch 1 (build, hybrid_quantization_step1 and step2)."""
+        if rknn_batch_size is None:
+            return 1
+        batch = checked_batch_size(rknn_batch_size)
+        if batch > 1:
+            check_batch_inputs({n: self._graph.values[n].shape for n in self._graph.inputs}, batch)
+        return batch
+
     def _finish_build(self, prog, mode: str, t0: float, extra: "dict | None" = None, batch: int = 1) -> None:
         if batch > 1:
-            set_batch_size(prog, batch)
+            prog.meta["rknn_batch_size"] = batch
             extra = {**(extra or {}), "rknn_batch_size": batch}
         summary = prog.summary()
         dt = time.perf_counter() - t0
@@ -236,7 +246,7 @@ class RKNN(RKNNLite):
             raise TypeError(f"do_quantization must be True or False, got {do_quantization!r}")
         if not isinstance(auto_hybrid, bool):
             raise TypeError(f"auto_hybrid must be True or False, got {auto_hybrid!r}")
-        batch = _batch_size(rknn_batch_size)
+        batch = self._batch_size(rknn_batch_size)
         cfg = self._config
         if auto_hybrid and not do_quantization:
             raise NpuError("auto_hybrid=True mixes float16 into a w8a8 build: it needs do_quantization=True")
@@ -245,8 +255,6 @@ class RKNN(RKNNLite):
         if not do_quantization:
             cfg.check_float_build()
         mode = "w8a8" if do_quantization else cfg.float_dtype
-        if batch > 1:
-            check_batch_inputs({n: self._graph.values[n].shape for n in self._graph.inputs}, batch)
         t0 = time.perf_counter()
         opts = self._lower_options(mode)
         gp = prepare_graph(self._graph)
@@ -290,9 +298,7 @@ class RKNN(RKNNLite):
             raise NpuError("no model: call load_onnx() first")
         if self._load_args is None:
             raise NotImplementedError(f"hybrid quantization of a model loaded with input_initial_val {_NOT_YET}")
-        batch = _batch_size(rknn_batch_size)
-        if batch > 1:
-            check_batch_inputs({n: self._graph.values[n].shape for n in self._graph.inputs}, batch)
+        batch = self._batch_size(rknn_batch_size)
         if custom_hybrid is not None:
             raise NotImplementedError(f"custom_hybrid {_NOT_YET}; name the layers in the cfg's "
                                       f"custom_quantize_layers instead")
@@ -369,7 +375,7 @@ class RKNN(RKNNLite):
         gp = prepare_graph(g)
         prog = lower(gp, self._lower_options("w8a8", layers), ranges, lambda m: self._log.info(m, always=True))
         self._finish_build(prog, "w8a8", t0, {"hybrid_layers": sorted(layers)},
-                           _batch_size(meta.get("rknn_batch_size")))
+                           self._batch_size(meta.get("rknn_batch_size")))
         return 0
 
     def _model_stem(self) -> str:
@@ -527,15 +533,6 @@ class RKNN(RKNNLite):
         self._program = None
         self._graph = None
         return 0
-
-
-def _batch_size(v) -> int:
-    """``rknn_batch_size``: None (1) or an int >= 1."""
-    if v is None:
-        return 1
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"rknn_batch_size must be None or an int >= 1, got {v!r}")
-    return int(v)
 
 
 def _onnx_bytes(model) -> bytes:

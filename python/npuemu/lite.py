@@ -84,6 +84,13 @@ def _api(fail: Any = -1):
     return deco
 
 
+def checked_batch_size(v) -> int:
+    """An ``rknn_batch_size`` value: an int >= 1 (not a bool)."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"rknn_batch_size must be None or an int >= 1, got {v!r}")
+    return int(v)
+
+
 def check_batch_inputs(shapes: "dict[str, Any]", batch: int) -> None:
     """``rknn_batch_size=batch`` (> 1) needs every input (name -> shape) to have a first dimension of 1."""
     for n, shape in shapes.items():
@@ -93,20 +100,14 @@ def check_batch_inputs(shapes: "dict[str, Any]", batch: int) -> None:
                            f"can fix it)")
 
 
-def set_batch_size(prog: Program, batch: int) -> None:
-    """Makes ``prog`` (compiled for one sample) take ``batch`` samples per inference (``build``'s
-    ``rknn_batch_size``)."""
-    check_batch_inputs({n: prog.tensors[n].shape for n in prog.inputs}, batch)
-    prog.meta["rknn_batch_size"] = int(batch)
-
-
 def batch_size(prog: Program) -> int:
     """The samples per inference of ``prog`` (1 unless built with ``rknn_batch_size``)."""
-    v = prog.meta.get("rknn_batch_size", 1)
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ModelError(f"the model's rknn_batch_size {v!r} is not an int >= 1")
-    if v > 1 and any(len(prog.tensors[n].shape) == 0 or prog.tensors[n].shape[0] != 1 for n in prog.inputs):
-        raise ModelError(f"the model's rknn_batch_size is {v} but its inputs do not have batch 1")
+    try:
+        v = checked_batch_size(prog.meta.get("rknn_batch_size", 1))
+        if v > 1:
+            check_batch_inputs({n: prog.tensors[n].shape for n in prog.inputs}, v)
+    except ValueError as e:
+        raise ModelError(f"the model file: {e}") from None
     return v
 
 

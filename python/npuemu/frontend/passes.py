@@ -530,7 +530,7 @@ def fuse_silu(graph: Graph) -> Graph:
                 continue
             if g.values[x].shape != g.values[n.outputs[0]].shape:
                 continue  # x is broadcast by the Mul: not the element-wise pattern
-            scaled = _scaled_by_scalar(g, p.inputs[0] if p.op_type == "Sigmoid" else "", x, producers, cons)
+            scaled = _scaled_by_scalar(g, p.inputs[0], x, producers, cons) if p.op_type == "Sigmoid" else None
             if scaled is not None and id(scaled[0]) not in dead:
                 # x * Sigmoid(beta * x): PaddlePaddle exports swish with its beta, 1.0 by default
                 q, beta = scaled
@@ -559,7 +559,7 @@ def fuse_silu(graph: Graph) -> Graph:
 def _scaled_by_scalar(g: Graph, name: str, x: str, producers, cons) -> "tuple[Node, float] | None":
     """(the node, c) when tensor ``name`` is Mul(x, c) or Mul(c, x) with a scalar float constant c, of the
     shape of x, read only by one node; None otherwise."""
-    q = producers.get(name) if name else None
+    q = producers.get(name)
     if q is None or q.op_type != "Mul" or q.domain or len(q.inputs) != 2 or x not in q.inputs:
         return None
     c = _scalar_const(g, q.inputs[1 - q.inputs.index(x)])
