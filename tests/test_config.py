@@ -486,12 +486,25 @@ def test_pending_bool_options(name):
     [
         ("inputs_yuv_fmt", ["nv12"]),
         ("dynamic_input", [[[1, 3, 224, 224]], [[1, 3, 160, 160]]]),
-        ("op_target", {"conv1": "cpu"}),
     ],
 )
 def test_pending_none_options(name, value):
     assert getattr(make_config(**{name: None}), name) is None
     raises(ConfigNotImplementedError, name, "not implemented yet", f"{name}=None", **{name: value})
+
+
+def test_op_target_values():
+    assert make_config(op_target=None).op_target is None
+    assert make_config(op_target={}).op_target == {}
+    cfg = make_config(op_target={"p2o.Add.235_shape4": "cpu", "conv1": " NPU "})
+    assert cfg.op_target == {"p2o.Add.235_shape4": "cpu", "conv1": "npu"}
+    assert Config.from_dict(cfg.to_dict()) == cfg
+    raises(ConfigError, "op_target must be None or a dict", "'cpu'", op_target="cpu")
+    raises(ConfigError, "op_target must be None or a dict", op_target=[("conv1", "cpu")])
+    for key in ("", 3, None):
+        raises(ConfigError, "op_target keys must be layer names", repr(key), op_target={key: "cpu"})
+    for bad in ("gpu", "dsp", 1, None):
+        raises(ConfigError, "op_target['conv1']", repr(bad), "cpu, npu", op_target={"conv1": bad})
 
 
 def test_auto_hybrid_thresholds():

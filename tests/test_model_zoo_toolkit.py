@@ -160,3 +160,48 @@ def test_accuracy_against_an_independent_implementation_of_the_format(mid, mode)
     if mode == "w8a8" and any(cos < bar or not ok for _, cos, ok in ours):
         assert any(cos < bar or not ok for _, cos, ok in oracle), (
             f"{mid} w8a8: npuemu misses the bar {bar}, onnxruntime's int8 quantization does not")
+
+
+# rknn_model_zoo's conversion script for this very model (examples/PPOCR/PPOCR-Rec/python/convert.py): FP16
+# only, with the five LayerNormalizations of the SVTR neck on the CPU "to improve accuracy"
+RKNN_MODEL_ZOO_REC_OP_TARGET = {f"p2o.Add.{i}_shape4": "cpu" for i in (235, 245, 255, 265, 275)}
+
+
+def test_rknn_model_zoo_recipe_for_ppocr_rec(tmp_path, capsys):
+    """The vendor model zoo's calls run unchanged: config(op_target=...) names layers by rknn-toolkit2's
+    4-D tensor names, the build puts those LayerNormalizations on the CPU (where npuemu runs them anyway, so
+    the outputs equal the plain FP16 build's bit for bit), the exported file keeps it, and the text is
+    fp32's."""
+    if "ppocr_rec" not in mz.available():
+        pytest.skip("ppocr_rec not fetched (python tools/fetch_models.py)")
+    pytest.importorskip("onnxruntime")
+    from npuemu import RKNN, RKNNLite
+
+    _, cases, name = _prepared("ppocr_rec")
+    size = [list(cases[0].feeds[name].shape)]
+    outs = {}
+    for recipe in (RKNN_MODEL_ZOO_REC_OP_TARGET, None):
+        with RKNN() as r:
+            assert r.config(target_platform="rk3588", op_target=recipe) == 0
+            assert r.load_onnx(model=str(mz.model_path("ppocr_rec")), input_size_list=size) == 0
+            assert r.build(do_quantization=False) == 0
+            if recipe:
+                assert "LayerNormalization x5" in capsys.readouterr().err
+                assert r.export_rknn(str(tmp_path / "rec.rknn")) == 0
+            assert r.init_runtime() == 0
+            outs[bool(recipe)] = [r.inference([c.feeds[name]], data_format="nchw") for c in cases]
+    lite = RKNNLite()
+    assert lite.load_rknn(str(tmp_path / "rec.rknn")) == 0 and lite.init_runtime() == 0
+    lns = [s for s in lite._runner.prog.steps if s.op_type == "LayerNormalization"]
+    assert len(lns) == 5 and all(s.target == "CPU" for s in lns)
+    results = []
+    for c, got, plain in zip(cases, outs[True], outs[False]):
+        for a, b in zip(got, plain):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(lite.inference([c.feeds[name]], data_format="nchw")[0], got[0])
+        ref = mz.run_ort("ppocr_rec", c.feeds)
+        results.append((c.name, min(_cos(a, b) for a, b in zip(got, ref)),
+                        mz.same_answer(c.task, c.answer(got), c.answer(ref))))
+    lite.release()
+    _report("ppocr_rec", "float16, rknn_model_zoo op_target", results)
+    assert all(ok for _, _, ok in results)

@@ -150,6 +150,7 @@ class RKNN(RKNNLite):
             means=means,
             stds=stds,
             layer_modes=dict(layer_modes or {}),
+            op_targets=dict(cfg.op_target or {}),
         )
 
     def _graph_feeds(self, sample: "list[np.ndarray]") -> "dict[str, np.ndarray]":

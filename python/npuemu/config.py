@@ -114,7 +114,8 @@ _PENDING_BOOL_OPTIONS = (
     "sparse_infer",
     "enable_flash_attention",
 )
-_PENDING_NONE_OPTIONS = ("inputs_yuv_fmt", "dynamic_input", "op_target")
+_PENDING_NONE_OPTIONS = ("inputs_yuv_fmt", "dynamic_input")
+OP_TARGETS = ("cpu", "npu")  # config(op_target={layer: target})
 
 Values = Optional[Tuple[Tuple[float, ...], ...]]
 
@@ -141,6 +142,24 @@ def _check_choice(name: str, value: Any, implemented: Sequence[str], pending: Se
     if value in pending:
         raise ConfigNotImplementedError(f"{name} {value!r} is {_NOT_IMPL}; implemented: {_choices(implemented)}")
     raise ConfigError(f"{name} {value!r} is unknown; choose one of {_choices(tuple(implemented) + tuple(pending))}")
+
+
+def _check_op_target(value: Any) -> Optional[Dict[str, str]]:
+    """op_target: None or {layer name: 'cpu' | 'npu'} (the names are checked against the model at build)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"op_target must be None or a dict {{layer name: 'cpu' or 'npu'}}, got {value!r}")
+    out: Dict[str, str] = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not k:
+            raise ConfigError(f"op_target keys must be layer names (non-empty str), got {k!r}")
+        t = v.strip().lower() if isinstance(v, str) else v
+        if t not in OP_TARGETS:
+            raise ConfigError(f"op_target[{k!r}] = {v!r} is not a target npuemu has; choose one of "
+                              f"{_choices(OP_TARGETS)}")
+        out[k] = t
+    return out
 
 
 def _normalise_values(name: str, value: Any, positive: bool) -> Values:
@@ -327,6 +346,8 @@ class Config:
             v = getattr(self, name)
             if v is not None:
                 raise ConfigNotImplementedError(f"{name}={v!r} is {_NOT_IMPL}; only {name}=None is accepted")
+
+        put("op_target", _check_op_target(self.op_target))
 
         cos = self.auto_hybrid_cos_thresh
         if not _is_number(cos) or not 0.0 < float(cos) <= 1.0:

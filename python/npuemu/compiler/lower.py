@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..config import OP_TARGETS
 from ..errors import ModelError, UnsupportedOpError
 from ..ir import Graph, Node
 from ..reference import lookup, run_node
@@ -83,6 +84,9 @@ class LowerOptions:
     # hybrid quantization (w8a8 builds): layer -> 'float16' (or 'w8a8'); a layer is named by its node name
     # or by one of its output tensors
     layer_modes: "dict[str, str]" = field(default_factory=dict)
+    # config(op_target=...): layer -> 'cpu' (run it on the CPU in float32) or 'npu' (it must run on the NPU);
+    # layers named as in layer_modes
+    op_targets: "dict[str, str]" = field(default_factory=dict)
 
 
 def _enc(v: Any, consts: dict, prefix: str) -> Any:
@@ -135,6 +139,9 @@ class _Lowerer:
         # quantization a QDQ model fixes (compiler/qdq.py): activations' (scale, zp) win over calibration
         self.quant: "QuantParams | None" = graph.quant if isinstance(graph.quant, QuantParams) else None
         self.fixed_qp: "dict[str, tuple[float, int]]" = self.quant.activations if self.quant else {}
+        # op_target: node -> 'cpu' / 'npu' (names checked and resolved by check_op_targets)
+        layers = _layers(graph)
+        self.target: "dict[int, str]" = {id(layers[k]): v for k, v in opts.op_targets.items()}
 
     # --- tensors --------------------------------------------------------------------------------------
     def shape(self, v: str) -> "tuple[int, ...]":
@@ -277,6 +284,7 @@ class _Lowerer:
             self.mode = self.node_mode(n)
             self.lower_node(n)
         self.mode = self.base_mode
+        self.check_npu_targets()
         outs = []
         for name in g.outputs:
             if g.is_const(name):
@@ -306,10 +314,26 @@ class _Lowerer:
                 # program tensor -> the graph value it holds (accuracy analysis, reports)
                 "values": {t: v for v, reps in self.rep.items() for t in reps.values()},
                 "layer_modes": {k: v for k, v in sorted(self.o.layer_modes.items())},
+                **({"op_target": dict(sorted(self.o.op_targets.items()))} if self.o.op_targets else {}),
             },
         )
         prog.validate()
         return prog
+
+    def check_npu_targets(self) -> None:
+        """op_target 'npu' is a request the lowering must have met: the layer is one of an NPU step's, inside
+        an NPU lookup table, or folded into an NPU step."""
+        layers = _layers(self.g)
+        on_npu = {s.name for s in self.steps if s.target == "NPU" and s.kind not in ("cast", "quantize")}
+        for k, v in self.o.op_targets.items():
+            n = layers[k]
+            if v != "npu" or id(n) in self.skip or n.outputs[0] in self.region or (n.name and n.name in on_npu):
+                continue
+            raise ValueError(
+                f"op_target asks for {k!r} ({n.op_type}) on the NPU, but npuemu runs it on the CPU in this "
+                f"{self.base_mode} build (the op has no NPU form here or is outside the platform's limits); "
+                f"valid for it: 'cpu'"
+            )
 
     # --- nodes ----------------------------------------------------------------------------------------
     def is_const(self, v: str) -> bool:
@@ -323,7 +347,7 @@ class _Lowerer:
         op = n.op_type
         if id(n) in self.skip:
             return
-        if self.mode != "float32":
+        if self.mode != "float32" and self.target.get(id(n)) != "cpu":
             if self.try_absorb(n):
                 return
             if op == "Conv" and self.lower_conv(n):
@@ -404,11 +428,13 @@ class _Lowerer:
             return False
         if root in self.region:
             return False
+        # a root op_target put on the CPU: the table reads its float32 result stored back for the NPU
+        stored = self.stored_form(root) or ("h" if self.cpu_target(root) else None)
         if self.mode == "float16":
             # a float16 table reads float16; in a hybrid build the root may be int8 / int16 (then cast)
-            if self.stored_form(root) not in ("h", "q", "w") or n.op_type not in _FP16_TABLE_OK:
+            if stored not in ("h", "q", "w") or n.op_type not in _FP16_TABLE_OK:
                 return False
-        elif self.stored_form(root) is None or (
+        elif stored is None or (
             y not in self.fixed_qp and (self.ranges is None or self.ranges.get(y) is None)
         ):
             return False
@@ -641,9 +667,16 @@ class _Lowerer:
                 return False
         return True
 
+    def cpu_target(self, v: str) -> bool:
+        """Whether v is the output of a layer op_target puts on the CPU."""
+        p = self.producers.get(v)
+        return p is not None and self.target.get(id(p)) == "cpu"
+
     def cpu_only(self, n: Node) -> bool:
         """Ops the lowering never puts on the NPU in an int8 build."""
         op = n.op_type
+        if self.target.get(id(n)) == "cpu":
+            return True
         if op in _LUT_OK:
             # element-wise with two variable inputs other than Add / Mul
             variables = [x for x in n.inputs if x and not self.is_const(x)]
@@ -663,7 +696,7 @@ class _Lowerer:
             return False
         derived = {y} | {o for c in cons for o in c.outputs}  # y and functions of it (x * sigmoid(x))
         for c in cons:
-            if c.op_type not in _LUT_OK or "_add" in c.attrs or len(c.outputs) != 1:
+            if c.op_type not in _LUT_OK or "_add" in c.attrs or len(c.outputs) != 1 or self.target.get(id(c)) == "cpu":
                 return False
             if any(x and not self.is_const(x) and x not in derived for x in c.inputs):
                 return False
@@ -683,6 +716,8 @@ class _Lowerer:
         if len(cons) != 1 or cons[0].op_type != "Add" or "_add" in cons[0].attrs:
             return y, bias, act
         add = cons[0]
+        if self.target.get(id(add)) == "cpu":
+            return y, bias, act
         other = add.inputs[1] if add.inputs[0] == y else add.inputs[0]
         if not self.is_const(other) or self.shape(add.outputs[0]) != self.shape(y):
             return y, bias, act
@@ -868,26 +903,79 @@ class _Lowerer:
 LAYER_MODES = {"float16": "float16", "w8a8": "w8a8", "int8": "w8a8"}
 
 
+def _layers(graph: Graph) -> "dict[str, Node]":
+    """Layer name -> node: a layer is named by its node name or by one of its output tensors."""
+    named: "dict[str, Node]" = {}
+    for n in graph.nodes:
+        for o in n.outputs:
+            if o:
+                named.setdefault(o, n)
+        if n.name:
+            named.setdefault(n.name, n)
+    return named
+
+
+def _unknown_layers(graph: Graph, what: str, unknown: "list[str]") -> ValueError:
+    outs = [n.outputs[0] for n in graph.nodes if n.outputs and n.outputs[0]]
+    return ValueError(
+        f"{what} names {len(unknown)} unknown layer(s): {', '.join(map(repr, unknown[:5]))}; "
+        f"layers are node names or output tensor names of the compiled graph, e.g. "
+        f"{', '.join(map(repr, outs[:4]))} (accuracy_analysis lists them all; a tensor the graph passes fused "
+        f"into a layer, such as a convolution's activation input, is not one)"
+    )
+
+
 def check_layer_modes(graph: Graph, opts: LowerOptions) -> None:
     """Validates hybrid quantization settings (names exist, modes known) and normalizes 'int8' to 'w8a8'."""
     if not opts.layer_modes:
         return
     if opts.mode != "w8a8":
         raise ValueError(f"per-layer modes (hybrid quantization) apply to w8a8 builds, not {opts.mode}")
-    names = {n.name for n in graph.nodes} | {o for n in graph.nodes for o in n.outputs if o}
+    names = _layers(graph)
     unknown = sorted(k for k in opts.layer_modes if k not in names)
     if unknown:
-        outs = [n.outputs[0] for n in graph.nodes if n.outputs and n.outputs[0]]
-        raise ValueError(
-            f"hybrid quantization names {len(unknown)} unknown layer(s): {', '.join(map(repr, unknown[:5]))}; "
-            f"layers are node names or output tensor names of the compiled graph, e.g. "
-            f"{', '.join(map(repr, outs[:4]))} (accuracy_analysis lists them all)"
-        )
+        raise _unknown_layers(graph, "hybrid quantization", unknown)
     bad = sorted({str(v) for v in opts.layer_modes.values() if v not in LAYER_MODES})
     if bad:
         raise ValueError(f"hybrid layer dtype {bad[0]!r} is not supported; valid: float16, int8 (int16 layers are "
                          f"not implemented yet in npuemu)")
     opts.layer_modes = {k: LAYER_MODES[v] for k, v in opts.layer_modes.items()}
+
+
+# rknn-toolkit2 names a tensor it reshapes to 4-D '<name>_shape4' (its accuracy analysis lists those names,
+# and scripts copy them into op_target); npuemu keeps the tensor's own shape, so the suffix names the same layer
+SHAPE4_SUFFIX = "_shape4"
+
+
+def check_op_targets(graph: Graph, opts: LowerOptions) -> None:
+    """Validates config(op_target=...) against the compiled graph and resolves each name to a layer name
+    (a vendor '<name>_shape4' to '<name>')."""
+    if not opts.op_targets:
+        return
+    names = _layers(graph)
+    resolved: "dict[str, str]" = {}
+    by_node: "dict[int, tuple[str, str]]" = {}
+    unknown = []
+    for k, v in opts.op_targets.items():
+        if v not in OP_TARGETS:
+            raise ValueError(f"op_target {k!r}: target {v!r} is not supported; valid: {', '.join(OP_TARGETS)}")
+        if k not in names and k.endswith(SHAPE4_SUFFIX) and k[: -len(SHAPE4_SUFFIX)] in names:
+            k = k[: -len(SHAPE4_SUFFIX)]
+        if k not in names:
+            unknown.append(k)
+            continue
+        first = by_node.setdefault(id(names[k]), (k, v))
+        if first[1] != v:
+            raise ValueError(f"op_target names layer {names[k].name or k!r} twice, as {first[0]!r} ({first[1]}) "
+                             f"and as {k!r} ({v})")
+        resolved[k] = v
+    if unknown:
+        raise _unknown_layers(graph, "op_target", sorted(unknown))
+    if opts.mode == "float32" and "npu" in resolved.values():
+        k = next(k for k, v in resolved.items() if v == "npu")
+        raise ValueError(f"op_target asks for {k!r} on the NPU, but a float32 build (npuemu's golden path) runs "
+                         f"every layer on the CPU; build float16 or w8a8 for NPU layers")
+    opts.op_targets = resolved
 
 
 def wide_qparams(lo: float, hi: float) -> "tuple[float, int]":
@@ -922,5 +1010,6 @@ def lower(
     if opts.mode == "w8a8" and ranges is None and not has_fixed_quantization(graph):
         raise ValueError("a w8a8 build needs calibration ranges (or a QDQ model fixing its quantization)")
     check_layer_modes(graph, opts)
+    check_op_targets(graph, opts)
     lw = _Lowerer(graph, opts, ranges, log or (lambda s: None))
     return lw.run()
