@@ -291,6 +291,33 @@ def test_two_step_hybrid_flow(project, model, inputs, capsys):
     assert "dwconv" in read_cfg(cfg)[0]
 
 
+def test_custom_hybrid_puts_the_subgraph_in_float16(project, model, inputs, capsys):
+    """custom_hybrid=[[input, output]]: the layers on the paths between the two tensors go to the cfg in
+    float16 (the input's producer not, the output's yes), and step 2 builds them so."""
+    from npuemu.compiler.hybrid import subgraph_layers
+
+    g = prepare_graph(import_onnx(model))
+    assert subgraph_layers(g, [["c1", "c2"]]) == {"hswish1": "float16", "dwconv": "float16"}
+    assert subgraph_layers(g, [["x", "h1"], ["c2_shape4", "y"]]) == {
+        "conv1": "float16", "hswish1": "float16", "pwconv": "float16"}
+    r = _rknn(project)
+    assert r.hybrid_quantization_step1(dataset="dataset.txt", custom_hybrid=[["x", "c2"]]) == 0
+    cfg = project / "outlier.quantization.cfg"
+    layers, _ = read_cfg(cfg)
+    assert layers == {"conv1": "float16", "hswish1": "float16", "dwconv": "float16"}
+    assert "custom_hybrid: 3 layers" in cfg.read_text()
+    r2 = RKNN()
+    assert r2.hybrid_quantization_step2("outlier.model", "outlier.data", str(cfg)) == 0
+    assert "(3 layers in float16)" in _err(capsys)
+    assert r2.init_runtime() == 0
+    worst = min(cosine(r2.inference([x], data_format="nchw")[0], run_ort_model(model, {"x": x})["y"]) for x in inputs)
+    assert worst > 0.999  # the plain w8a8 build of this model is under 0.95 (test_two_step_hybrid_flow)
+    # with proposal=True, auto_hybrid starts from the custom_hybrid layers
+    r3 = _rknn(project)
+    assert r3.hybrid_quantization_step1(dataset="dataset.txt", custom_hybrid=[["c2", "y"]], proposal=True) == 0
+    assert {"pwconv"} <= set(read_cfg(cfg)[0])
+
+
 def test_two_step_hybrid_keeps_rknn_batch_size(project, inputs, capsys):
     r = _rknn(project)
     assert r.hybrid_quantization_step1(dataset="dataset.txt", rknn_batch_size=2) == 0
@@ -312,8 +339,15 @@ def test_hybrid_errors_give_minus_one(project, capsys):
     assert r.hybrid_quantization_step1(dataset="dataset.txt") == -1
     assert "call load_onnx() first" in _err(capsys)
     r = _rknn(project)
-    assert r.hybrid_quantization_step1(dataset="dataset.txt", custom_hybrid=[["c1", "c2"]]) == -1
-    assert "custom_hybrid is not implemented yet" in _err(capsys)
+    for bad, msg in [("c1", "must be a non-empty list of [input tensor, output tensor] pairs, got 'c1'"),
+                     ([], "must be a non-empty list"),
+                     ([["c1"]], "entries are [input tensor, output tensor] pairs of names, got ['c1']"),
+                     ([["c1", 2]], "pairs of names, got ['c1', 2]"),
+                     ([["c1", "zz"]], "pair ['c1', 'zz']: no tensor 'zz' in the compiled graph"),
+                     ([["h1", "x"]], "'x' is a model input, not a layer output"),
+                     ([["c2", "h1"]], "pair ['c2', 'h1']: 'h1' is not computed from 'c2'")]:
+        assert r.hybrid_quantization_step1(dataset="dataset.txt", custom_hybrid=bad) == -1
+        assert msg in _err(capsys), bad
     assert r.hybrid_quantization_step1(dataset="missing.txt") == -1
     assert "does not exist" in _err(capsys)
     assert r.hybrid_quantization_step1(dataset="dataset.txt") == 0

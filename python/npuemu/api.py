@@ -288,9 +288,10 @@ class RKNN(RKNNLite):
         """Calibrates on ``dataset`` and writes, in the current folder, ``<model>.model`` (the ONNX model),
         ``<model>.data`` (load options, config and calibration ranges; npuemu's model-file container) and
         ``<model>.quantization.cfg`` (edit ``custom_quantize_layers`` to put layers in float16; with
-        ``proposal=True`` npuemu fills it with the layers auto_hybrid would choose)."""
+        ``custom_hybrid=[[input tensor, output tensor], ...]`` npuemu fills it with the layers between each
+        pair, and with ``proposal=True`` with the layers auto_hybrid would choose, starting from those)."""
         from .compiler import prepare_graph
-        from .compiler.hybrid import auto_hybrid as choose, write_cfg
+        from .compiler.hybrid import auto_hybrid as choose, subgraph_layers, write_cfg
         from .runtime import modelfile
 
         if kwargs:
@@ -300,19 +301,17 @@ class RKNN(RKNNLite):
         if self._load_args is None:
             raise NotImplementedError(f"hybrid quantization of a model loaded with input_initial_val {_NOT_YET}")
         batch = self._batch_size(rknn_batch_size)
-        if custom_hybrid is not None:
-            raise NotImplementedError(f"custom_hybrid {_NOT_YET}; name the layers in the cfg's "
-                                      f"custom_quantize_layers instead")
         if not isinstance(proposal, bool):
             raise TypeError(f"proposal must be True or False, got {proposal!r}")
         if isinstance(proposal_dataset_size, bool) or not isinstance(proposal_dataset_size, int) or \
                 proposal_dataset_size < 1:
             raise ValueError(f"proposal_dataset_size must be an int >= 1, got {proposal_dataset_size!r}")
         gp = prepare_graph(self._graph)
+        chosen: dict = {} if custom_hybrid is None else subgraph_layers(gp, custom_hybrid)
         ranges, kept = self._calibrate(gp, dataset, keep=proposal_dataset_size if proposal else 0)
-        chosen: dict = {}
         if proposal:
-            _, chosen, _ = choose(gp, self._lower_options("w8a8"), ranges, kept,
+            # auto_hybrid starts from the custom_hybrid layers and adds what the threshold still needs
+            _, chosen, _ = choose(gp, self._lower_options("w8a8", chosen), ranges, kept,
                                   self._config.auto_hybrid_cos_thresh, log=lambda m: self._log.info(m, always=True))
         stem = self._model_stem()
         tensors = [o for n in gp.nodes for o in n.outputs if o and not gp.is_const(o)]
@@ -329,7 +328,9 @@ class RKNN(RKNNLite):
         modelfile.save(stem + ".data", _jsonable(data), {}, producer=f"npuemu {__version__}")
         write_cfg(stem + ".quantization.cfg", chosen, ranges, tensors,
                   note=f"written by npuemu {__version__} hybrid_quantization_step1"
-                  + (" (proposal: the layers auto_hybrid chose)" if proposal else ""))
+                  + (" (proposal: the layers auto_hybrid chose)" if proposal else "")
+                  + (f" (custom_hybrid: {len(chosen)} layers)" if custom_hybrid is not None and not proposal
+                     else ""))
         self._log.info(f"wrote {stem}.model, {stem}.data, {stem}.quantization.cfg; edit the cfg, then call "
                        f"hybrid_quantization_step2", always=True)
         return 0

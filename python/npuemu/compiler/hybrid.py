@@ -25,7 +25,7 @@ from ..runtime.program import Program
 from .lower import LowerOptions, lower
 from .quantize import Ranges, activation_qparams
 
-__all__ = ["auto_hybrid", "write_cfg", "read_cfg", "CfgError"]
+__all__ = ["auto_hybrid", "subgraph_layers", "write_cfg", "read_cfg", "CfgError"]
 
 
 class CfgError(ValueError):
@@ -106,6 +106,50 @@ def auto_hybrid(
             take(r.node)
         k *= 2
     return prog, chosen, rows
+
+
+def subgraph_layers(graph: Graph, pairs) -> "dict[str, str]":
+    """``hybrid_quantization_step1(custom_hybrid=[[input, output], ...])``: every layer of the prepared
+    ``graph`` on a path from each pair's input tensor to its output tensor (the output's producer included,
+    the input's not), as ``{node name: 'float16'}``. Tensors are named as in the graph (rknn-toolkit2's
+    '<name>_shape4' resolves to '<name>')."""
+    from .lower import resolve_name
+
+    if not isinstance(pairs, (list, tuple)) or not pairs:
+        raise ValueError(f"custom_hybrid must be a non-empty list of [input tensor, output tensor] pairs, got "
+                         f"{pairs!r}")
+    producer = {o: n for n in graph.nodes for o in n.outputs if o}
+    tensors = set(producer) | set(graph.inputs)
+    chosen: "dict[str, str]" = {}
+    for pair in pairs:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(isinstance(t, str) for t in pair):
+            raise ValueError(f"custom_hybrid entries are [input tensor, output tensor] pairs of names, got {pair!r}")
+        start, end = (resolve_name(tensors, t) for t in pair)
+        for given, got in zip(pair, (start, end)):
+            if got is None:
+                raise ValueError(f"custom_hybrid pair {list(pair)!r}: no tensor {given!r} in the compiled graph "
+                                 f"(tensors are the model's inputs and layer outputs accuracy_analysis lists)")
+        if end not in producer:
+            raise ValueError(f"custom_hybrid pair {list(pair)!r}: {pair[1]!r} is a model input, not a layer output")
+        # layers reading start, transitively, then those of them the end depends on
+        after, reach = {start}, set()
+        for n in graph.nodes:  # topological order
+            if any(x in after for x in n.inputs if x):
+                reach.add(id(n))
+                after.update(o for o in n.outputs if o)
+        if end not in after:
+            raise ValueError(f"custom_hybrid pair {list(pair)!r}: {pair[1]!r} is not computed from {pair[0]!r}")
+        need, todo = set(), [end]
+        while todo:
+            n = producer.get(todo.pop())
+            if n is None or id(n) in need or id(n) not in reach:
+                continue
+            need.add(id(n))
+            todo.extend(x for x in n.inputs if x)
+        for n in graph.nodes:
+            if id(n) in need:
+                chosen[n.name] = "float16"
+    return chosen
 
 
 # --- the cfg file ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ w8a8 specifics:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Container
 
 import numpy as np
 
@@ -947,6 +947,15 @@ def check_layer_modes(graph: Graph, opts: LowerOptions) -> None:
 SHAPE4_SUFFIX = "_shape4"
 
 
+def resolve_name(names: "Container[str]", k: str) -> "str | None":
+    """``k`` if it is one of ``names``, else ``k`` without rknn-toolkit2's '_shape4' suffix if that is one."""
+    if k in names:
+        return k
+    if k.endswith(SHAPE4_SUFFIX) and k[: -len(SHAPE4_SUFFIX)] in names:
+        return k[: -len(SHAPE4_SUFFIX)]
+    return None
+
+
 def check_op_targets(graph: Graph, opts: LowerOptions) -> None:
     """Validates config(op_target=...) against the compiled graph and resolves each name to a layer name
     (a vendor '<name>_shape4' to '<name>')."""
@@ -959,11 +968,11 @@ def check_op_targets(graph: Graph, opts: LowerOptions) -> None:
     for k, v in opts.op_targets.items():
         if v not in OP_TARGETS:
             raise ValueError(f"op_target {k!r}: target {v!r} is not supported; valid: {', '.join(OP_TARGETS)}")
-        if k not in names and k.endswith(SHAPE4_SUFFIX) and k[: -len(SHAPE4_SUFFIX)] in names:
-            k = k[: -len(SHAPE4_SUFFIX)]
-        if k not in names:
+        name = resolve_name(names, k)
+        if name is None:
             unknown.append(k)
             continue
+        k = name
         first = by_node.setdefault(id(names[k]), (k, v))
         if first[1] != v:
             raise ValueError(f"op_target names layer {names[k].name or k!r} twice, as {first[0]!r} ({first[1]}) "
