@@ -348,10 +348,11 @@ def test_demo_command_runs():
         assert word in out
 
 
-def test_mmse_build_runs_and_clips_no_worse_than_minmax(dataset, digits):
+@pytest.mark.parametrize("algorithm", ["mmse", "kl_divergence"])
+def test_clipping_calibration_builds_keep_the_accuracy(dataset, digits, algorithm):
     x, labels = digits["test_images"], digits["test_labels"]
     r = RKNN()
-    assert r.config(mean_values=[[0]], std_values=[[255]], quantized_algorithm="mmse") == 0
+    assert r.config(mean_values=[[0]], std_values=[[255]], quantized_algorithm=algorithm) == 0
     assert r.load_onnx(MODEL) == 0
     assert r.build(do_quantization=True, dataset=dataset) == 0
     assert r.init_runtime() == 0

@@ -56,8 +56,8 @@ QUANTIZED_DTYPES_PENDING = (
     "dynamic_fixed_point-i8",
     "dynamic_fixed_point-i16",
 )
-QUANTIZED_ALGORITHMS_IMPLEMENTED = ("normal", "mmse")
-QUANTIZED_ALGORITHMS_PENDING = ("kl_divergence", "gdq")
+QUANTIZED_ALGORITHMS_IMPLEMENTED = ("normal", "mmse", "kl_divergence")
+QUANTIZED_ALGORITHMS_PENDING = ("gdq",)
 QUANTIZED_METHODS = ("channel", "layer")  # vendor 'group{32,64,...,256}' is pending
 FLOAT_DTYPES_IMPLEMENTED = ("float16", "float32")  # float32: npuemu extension, runs the float golden path
 FLOAT_DTYPES_PENDING = ("bfloat16",)

@@ -14,7 +14,9 @@ from ..ir import Graph
 from ..runtime.program import Program
 from .lower import DEFAULT_LIMITS, MODES, LowerOptions, lower
 from .qdq import QuantParams, fold_qdq, has_fixed_quantization
-from .quantize import Ranges, calibrate, choose_mmse
+from .quantize import Ranges, calibrate, choose_kl, choose_mmse
+
+ALGORITHMS = ("normal", "mmse", "kl_divergence")  # quantized_algorithm values with an implementation
 
 __all__ = [
     "prepare_graph", "compile_graph", "calibrate_ranges", "LowerOptions", "DEFAULT_LIMITS", "MODES", "Ranges",
@@ -71,8 +73,8 @@ def compile_graph(
         g = P.fuse_activations(P.fuse_hard_swish_arith(g), kinds={"hard_swish"}, targets=("Conv",))
     ranges = None
     if opts.mode == "w8a8":
-        if algorithm not in ("normal", "mmse"):
-            raise ValueError(f"quantized_algorithm must be 'normal' or 'mmse', got {algorithm!r}")
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"quantized_algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
         if isinstance(g.quant, QuantParams):
             g.quant.check_w8a8()
             if log is not None and has_fixed_quantization(g):
@@ -95,15 +97,18 @@ def calibrate_ranges(
     algorithm: str = "normal",
 ) -> Ranges:
     """The activation ranges of the prepared ``graph`` over ``samples`` by ``algorithm`` ('normal': min /
-    max; 'mmse': clipped where that lowers the int8 round-trip error)."""
-    if algorithm not in ("normal", "mmse"):
-        raise ValueError(f"quantized_algorithm must be 'normal' or 'mmse', got {algorithm!r}")
-    if algorithm == "mmse":
+    max; 'mmse': clipped where that lowers the int8 round-trip error; 'kl_divergence': clipped where that
+    lowers the KL divergence between the tensor's distribution and its int8 form)."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"quantized_algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    if algorithm != "normal":
         samples = list(samples)
     ranges = calibrate(graph, samples, n_samples, log)
     if ranges.samples == 0:
         raise ValueError("the calibration dataset has no samples")
     if algorithm == "mmse":
         choose_mmse(graph, samples, ranges, log)
+    elif algorithm == "kl_divergence":
+        choose_kl(graph, samples, ranges, log)
     return ranges
 

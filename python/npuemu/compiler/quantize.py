@@ -61,11 +61,9 @@ _BINS = 2048
 _SHRINK = np.concatenate([np.linspace(1.0, 0.5, 26), np.linspace(0.48, 0.1, 20)])
 
 
-def choose_mmse(graph: Graph, samples, ranges: Ranges, log=None) -> None:
-    """quantized_algorithm='mmse': a second pass over the samples histograms every tensor (2048 bins over
-    its min / max); for each tensor the int8 range is the one, among the min / max scaled by 46 factors
-    from 1 down to 0.1 (both ends together), whose quantize -> dequantize round trip has the least squared
-    error over the histogram. Outliers are then clipped when that costs less than the resolution gained."""
+def _histograms(graph: Graph, samples, ranges: Ranges, log, what: str, zeros: bool = True) -> "dict[str, np.ndarray]":
+    """A second pass over the samples: every float tensor's histogram, _BINS bins over its min / max
+    (without its exact zeros when ``zeros`` is False)."""
     hist: "dict[str, np.ndarray]" = {}
     t0 = time.perf_counter()
     for i, feeds in enumerate(samples):
@@ -74,11 +72,19 @@ def choose_mmse(graph: Graph, samples, ranges: Ranges, log=None) -> None:
             r = ranges.get(k)
             if r is None or graph.is_const(k) or v.dtype.kind != "f" or r[1] <= r[0]:
                 continue
-            h, _ = np.histogram(v[np.isfinite(v)], bins=_BINS, range=r)
+            h, _ = np.histogram(v[np.isfinite(v) & (zeros | (v != 0))], bins=_BINS, range=r)
             hist[k] = hist.get(k, 0) + h
         if log is not None:
-            log(f"mmse histograms: {i + 1} samples, {time.perf_counter() - t0:.1f} s")
-    for k, h in hist.items():
+            log(f"{what} histograms: {i + 1} samples, {time.perf_counter() - t0:.1f} s")
+    return hist
+
+
+def choose_mmse(graph: Graph, samples, ranges: Ranges, log=None) -> None:
+    """quantized_algorithm='mmse': a second pass over the samples histograms every tensor (2048 bins over
+    its min / max); for each tensor the int8 range is the one, among the min / max scaled by 46 factors
+    from 1 down to 0.1 (both ends together), whose quantize -> dequantize round trip has the least squared
+    error over the histogram. Outliers are then clipped when that costs less than the resolution gained."""
+    for k, h in _histograms(graph, samples, ranges, log, "mmse").items():
         lo, hi = ranges.get(k)
         centers = lo + (np.arange(_BINS) + 0.5) * (hi - lo) / _BINS
         best, best_err = None, None
@@ -91,6 +97,54 @@ def choose_mmse(graph: Graph, samples, ranges: Ranges, log=None) -> None:
                 best, best_err = f, err
         if best is not None and best < 1.0:
             ranges.clip[k] = (lo * best, hi * best)
+
+
+# kl_divergence candidates: min / max scaled down to 1/8, where 256 of the 2048 bins remain for 256 levels
+_KL_SHRINK = np.linspace(1.0, 0.125, 57)
+
+
+def kl_divergence(h: np.ndarray, lo: float, hi: float, f: float) -> float:
+    """KL(P || Q) of clipping a tensor with histogram ``h`` (_BINS bins over [lo, hi]) to the int8 range of
+    [lo * f, hi * f] (TensorRT's entropy calibration, for asymmetric int8): P is the histogram inside the
+    range with the mass outside added to its end bins; Q takes the same bins without that mass, sums them per
+    int8 level (the level a bin's center quantizes to) and spreads each level's sum evenly over its bins
+    that P does not leave empty. Both are normalized; Q is floored at 1e-12 where P is not zero."""
+    s_, z_ = activation_qparams(lo * f, hi * f)
+    centers = lo + (np.arange(h.size) + 0.5) * (hi - lo) / h.size
+    inside = (centers >= lo * f - 1e-12 * abs(lo)) & (centers <= hi * f + 1e-12 * abs(hi))
+    idx = np.flatnonzero(inside)
+    if idx.size == 0:
+        return float("inf")
+    w = h.astype(np.float64)
+    ref = w[idx].copy()
+    ref[0] += w[: idx[0]].sum()
+    ref[-1] += w[idx[-1] + 1 :].sum()
+    level = np.clip(np.rint(centers[idx] / s_) + z_, -128, 127).astype(np.int64) + 128
+    used = ref > 0
+    total = np.bincount(level, weights=w[idx], minlength=256)
+    count = np.bincount(level, weights=used.astype(np.float64), minlength=256)
+    cand = np.where(used, total[level] / np.maximum(count[level], 1.0), 0.0)
+    p = ref / ref.sum()
+    qs = cand.sum()
+    if qs <= 0:
+        return float("inf")
+    q = np.maximum(cand / qs, 1e-12)
+    m = p > 0
+    return float(np.sum(p[m] * np.log(p[m] / q[m])))
+
+
+def choose_kl(graph: Graph, samples, ranges: Ranges, log=None) -> None:
+    """quantized_algorithm='kl_divergence': a second pass histograms every tensor (2048 bins over its min /
+    max); the int8 range is the one, among the min / max scaled by 57 factors from 1 down to 1/8 (both ends
+    together), with the least :func:`kl_divergence` between the tensor's distribution and its int8 form. Exact
+    zeros (ReLU's, padding's) are left out of the histograms: the zero point represents them exactly, and as
+    one spike they would dominate the divergence of the level holding zero."""
+    for k, h in _histograms(graph, samples, ranges, log, "kl_divergence", zeros=False).items():
+        lo, hi = ranges.get(k)
+        kls = [kl_divergence(h, lo, hi, f) for f in _KL_SHRINK]
+        best = int(np.argmin(kls))
+        if _KL_SHRINK[best] < 1.0 and kls[best] < kls[0]:
+            ranges.clip[k] = (lo * _KL_SHRINK[best], hi * _KL_SHRINK[best])
 
 
 def calibrate(
