@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from ..config import QUANTIZED_ALGORITHMS_IMPLEMENTED
 from ..frontend import passes as P
 from ..ir import Graph
 from ..runtime.program import Program
@@ -16,7 +17,7 @@ from .lower import DEFAULT_LIMITS, MODES, LowerOptions, lower
 from .qdq import QuantParams, fold_qdq, has_fixed_quantization
 from .quantize import Ranges, calibrate, choose_kl, choose_mmse
 
-ALGORITHMS = ("normal", "mmse", "kl_divergence")  # quantized_algorithm values with an implementation
+ALGORITHMS = QUANTIZED_ALGORITHMS_IMPLEMENTED  # quantized_algorithm values the compiler runs
 
 __all__ = [
     "prepare_graph", "compile_graph", "calibrate_ranges", "LowerOptions", "DEFAULT_LIMITS", "MODES", "Ranges",

@@ -74,7 +74,7 @@ def auto_hybrid(
     for _, feeds in samples[1:]:
         out = run_graph(graph, feeds)
         golds.append([out[o] for o in graph.outputs])
-    producer = {o: n for n in graph.nodes for o in n.outputs if o}
+    producer = graph.producers()
     by_name = {n.name: n for n in graph.nodes}
     # candidates: layers computed on the NPU in integers, worst own error first
     cand = sorted((r for r in rows if r.dtype in ("int8", "int16")), key=lambda r: r.single_cos)
@@ -118,7 +118,7 @@ def subgraph_layers(graph: Graph, pairs) -> "dict[str, str]":
     if not isinstance(pairs, (list, tuple)) or not pairs:
         raise ValueError(f"custom_hybrid must be a non-empty list of [input tensor, output tensor] pairs, got "
                          f"{pairs!r}")
-    producer = {o: n for n in graph.nodes for o in n.outputs if o}
+    producer = graph.producers()
     tensors = set(producer) | set(graph.inputs)
     chosen: "dict[str, str]" = {}
     for pair in pairs:

@@ -140,8 +140,8 @@ class _Lowerer:
         self.quant: "QuantParams | None" = graph.quant if isinstance(graph.quant, QuantParams) else None
         self.fixed_qp: "dict[str, tuple[float, int]]" = self.quant.activations if self.quant else {}
         # op_target: node -> 'cpu' / 'npu' (names checked and resolved by check_op_targets)
-        layers = _layers(graph)
-        self.target: "dict[int, str]" = {id(layers[k]): v for k, v in opts.op_targets.items()}
+        self.layers = _layers(graph)
+        self.target: "dict[int, str]" = {id(self.layers[k]): v for k, v in opts.op_targets.items()}
 
     # --- tensors --------------------------------------------------------------------------------------
     def shape(self, v: str) -> "tuple[int, ...]":
@@ -323,10 +323,9 @@ class _Lowerer:
     def check_npu_targets(self) -> None:
         """op_target 'npu' is a request the lowering must have met: the layer is one of an NPU step's, inside
         an NPU lookup table, or folded into an NPU step."""
-        layers = _layers(self.g)
         on_npu = {s.name for s in self.steps if s.target == "NPU" and s.kind not in ("cast", "quantize")}
         for k, v in self.o.op_targets.items():
-            n = layers[k]
+            n = self.layers[k]
             if v != "npu" or id(n) in self.skip or n.outputs[0] in self.region or (n.name and n.name in on_npu):
                 continue
             raise ValueError(
@@ -347,7 +346,7 @@ class _Lowerer:
         op = n.op_type
         if id(n) in self.skip:
             return
-        if self.mode != "float32" and self.target.get(id(n)) != "cpu":
+        if self.mode != "float32" and not self.on_cpu(n):
             if self.try_absorb(n):
                 return
             if op == "Conv" and self.lower_conv(n):
@@ -667,15 +666,19 @@ class _Lowerer:
                 return False
         return True
 
+    def on_cpu(self, n: Node) -> bool:
+        """Whether op_target puts node n on the CPU."""
+        return self.target.get(id(n)) == "cpu"
+
     def cpu_target(self, v: str) -> bool:
         """Whether v is the output of a layer op_target puts on the CPU."""
         p = self.producers.get(v)
-        return p is not None and self.target.get(id(p)) == "cpu"
+        return p is not None and self.on_cpu(p)
 
     def cpu_only(self, n: Node) -> bool:
         """Ops the lowering never puts on the NPU in an int8 build."""
         op = n.op_type
-        if self.target.get(id(n)) == "cpu":
+        if self.on_cpu(n):
             return True
         if op in _LUT_OK:
             # element-wise with two variable inputs other than Add / Mul
@@ -696,7 +699,7 @@ class _Lowerer:
             return False
         derived = {y} | {o for c in cons for o in c.outputs}  # y and functions of it (x * sigmoid(x))
         for c in cons:
-            if c.op_type not in _LUT_OK or "_add" in c.attrs or len(c.outputs) != 1 or self.target.get(id(c)) == "cpu":
+            if c.op_type not in _LUT_OK or "_add" in c.attrs or len(c.outputs) != 1 or self.on_cpu(c):
                 return False
             if any(x and not self.is_const(x) and x not in derived for x in c.inputs):
                 return False
@@ -716,7 +719,7 @@ class _Lowerer:
         if len(cons) != 1 or cons[0].op_type != "Add" or "_add" in cons[0].attrs:
             return y, bias, act
         add = cons[0]
-        if self.target.get(id(add)) == "cpu":
+        if self.on_cpu(add):
             return y, bias, act
         other = add.inputs[1] if add.inputs[0] == y else add.inputs[0]
         if not self.is_const(other) or self.shape(add.outputs[0]) != self.shape(y):
