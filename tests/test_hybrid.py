@@ -300,6 +300,15 @@ def test_custom_hybrid_puts_the_subgraph_in_float16(project, model, inputs, caps
     assert subgraph_layers(g, [["c1", "c2"]]) == {"hswish1": "float16", "dwconv": "float16"}
     assert subgraph_layers(g, [["x", "h1"], ["c2_shape4", "y"]]) == {
         "conv1": "float16", "hswish1": "float16", "pwconv": "float16"}
+    # a convolution with a fused residual Add (the QDQ pass makes that form) reads its ``_add`` operand too:
+    # y = conv_b(x) + a, where a reaches y only as the fused operand
+    rng = np.random.default_rng(0)
+    res = prepare_graph(import_onnx(make_model(
+        [helper.make_node("Conv", ["x", "wa"], ["a"], pads=[1, 1, 1, 1], name="conv_a"),
+         helper.make_node("Conv", ["x", "wb"], ["y"], pads=[1, 1, 1, 1], name="conv_b")],
+        {"x": ([1, 3, 8, 8], np.float32)}, ["y", "a"], {"wa": conv_weights(rng, 4, 3), "wb": conv_weights(rng, 4, 3)})))
+    next(n for n in res.nodes if n.name == "conv_b").attrs["_add"] = "a"
+    assert subgraph_layers(res, [["a", "y"]]) == {"conv_b": "float16"}
     r = _rknn(project)
     assert r.hybrid_quantization_step1(dataset="dataset.txt", custom_hybrid=[["x", "c2"]]) == 0
     cfg = project / "outlier.quantization.cfg"

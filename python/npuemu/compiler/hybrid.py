@@ -133,8 +133,8 @@ def subgraph_layers(graph: Graph, pairs) -> "dict[str, str]":
             raise ValueError(f"custom_hybrid pair {list(pair)!r}: {pair[1]!r} is a model input, not a layer output")
         # layers reading start, transitively, then those of them the end depends on
         after, reach = {start}, set()
-        for n in graph.nodes:  # topological order
-            if any(x in after for x in n.inputs if x):
+        for n in graph.nodes:  # topological order; refs: a fused Add's operand is read too
+            if any(x in after for x in n.refs):
                 reach.add(id(n))
                 after.update(o for o in n.outputs if o)
         if end not in after:
@@ -145,7 +145,7 @@ def subgraph_layers(graph: Graph, pairs) -> "dict[str, str]":
             if n is None or id(n) in need or id(n) not in reach:
                 continue
             need.add(id(n))
-            todo.extend(x for x in n.inputs if x)
+            todo.extend(n.refs)
         for n in graph.nodes:
             if id(n) in need:
                 chosen[n.name] = "float16"
