@@ -369,20 +369,19 @@ class _Lowerer:
     def node_attrs(self, n: Node, prefix: str) -> dict:
         return {k: _enc(v, self.consts, f"{prefix}@{k}") for k, v in n.attrs.items()}
 
+    def step_inputs(self, n: Node, variable: "Callable[[str], str]") -> "list[str]":
+        """The program tensors of n's inputs: '' for an absent one, the constant's tensor, else ``variable(x)``."""
+        return ["" if not x else self.const_ref(x) if self.is_const(x) else variable(x) for x in n.inputs]
+
     def eval_inputs(self, n: Node) -> "list[str]":
-        ins = []
-        for x in n.inputs:
-            if not x:
-                ins.append("")
-            elif self.is_const(x):
-                ins.append(self.const_ref(x))
-            else:
-                reps = self.rep.get(x) or {}
-                if x in self.region and not reps:
-                    self.materialize(x)
-                    reps = self.rep[x]
-                ins.append(reps.get("f") or reps.get("i") or reps.get("q") or reps.get("w") or reps.get("h"))
-        return ins
+        def stored(x: str) -> str:  # any stored form: the CPU step converts it
+            reps = self.rep.get(x) or {}
+            if x in self.region and not reps:
+                self.materialize(x)
+                reps = self.rep[x]
+            return reps.get("f") or reps.get("i") or reps.get("q") or reps.get("w") or reps.get("h")
+
+        return self.step_inputs(n, stored)
 
     def const_ref(self, x: str) -> str:
         name = x + "#c"
@@ -889,14 +888,7 @@ class _Lowerer:
         # on the NPU when an input is there (float16; int8 / int16 in a hybrid build, then cast)
         if not any(self.stored_form(x) is not None for x in n.inputs if x and not self.is_const(x)):
             return False
-        ins = []
-        for x in n.inputs:
-            if not x:
-                ins.append("")
-            elif self.is_const(x):
-                ins.append(self.const_ref(x))
-            else:
-                ins.append(self.need(x, "h"))
+        ins = self.step_inputs(n, lambda x: self.need(x, "h"))
         outs = [self.out_tensor(o, "h") if o else "" for o in n.outputs]
         attrs = {"op_type": n.op_type, "node_attrs": self.node_attrs(n, n.name), "n_inputs": len(n.inputs)}
         self.add_step("eval", n.name, ins, outs, attrs, target="NPU", op_type=n.op_type)
