@@ -148,6 +148,36 @@ def test_auto_hybrid_reaches_the_threshold(model, inputs, compiled):
     assert none == {} and easy
 
 
+def test_auto_hybrid_euclidean_threshold(model, inputs, compiled):
+    g, ranges = compiled
+    samples = [([x], {"x": x}) for x in inputs]
+
+    def worst_euc(prog):
+        rt = Runtime(prog, core_mask=1)
+        return max(float(np.linalg.norm(rt.run([x])[0].astype(np.float64) - run_ort_model(model, {"x": x})["y"]))
+                   for x in inputs)
+
+    plain = lower(g, LowerOptions(mode="w8a8"), ranges)
+    assert worst_euc(plain) > 15  # the int8 loss, in the output's units
+    # the cosine threshold alone (0.5) moves nothing; a Euclidean threshold of 10 then decides alone
+    logs = []
+    prog, chosen, rows = auto_hybrid(g, LowerOptions(mode="w8a8"), ranges, samples, 0.5, log=logs.append,
+                                     euc_thresh=10.0)
+    assert {"dwconv", "hswish1"} <= set(chosen), chosen
+    assert worst_euc(prog) < 10 and _worst_cos(prog, model, inputs) > 0.999
+    assert "Euclidean threshold 10" in logs[-1], logs
+    # the distance is absolute, as in rknn-toolkit2: with 50, the first convolution (outputs up to ~1e3,
+    # single cosine 0.99995 but distance ~290) and the producer-side table move, the depthwise layer
+    # (distance ~27) stays, and the output (distance ~20 < 50) passes
+    by = {r.node: r for r in rows}
+    assert by["conv1"].single_cos > 0.999 and by["conv1"].single_euc > 50 > by["dwconv"].single_euc
+    _, chosen50, _ = auto_hybrid(g, LowerOptions(mode="w8a8"), ranges, samples, 0.5, euc_thresh=50.0)
+    assert set(chosen50) == {"conv1", "hswish1"}, chosen50
+    # a threshold nothing exceeds moves nothing
+    _, none, _ = auto_hybrid(g, LowerOptions(mode="w8a8"), ranges, samples, 0.5, euc_thresh=1e9)
+    assert none == {}
+
+
 # --- the cfg file -------------------------------------------------------------------------------------
 
 
@@ -243,12 +273,17 @@ def test_build_auto_hybrid_via_the_facade(project, model, inputs, capsys):
     assert lite.load_rknn("hyb.npuemu") == 0 and lite.init_runtime() == 0
     for x in inputs:
         assert np.array_equal(lite.inference([x], data_format="nchw")[0], r.inference([x], data_format="nchw")[0])
-    # auto_hybrid needs quantization; the euclidean threshold is not implemented
+    # auto_hybrid needs quantization
     assert r.build(do_quantization=False, auto_hybrid=True) == -1
     assert "needs do_quantization=True" in _err(capsys)
-    assert r.config(target_platform="rk3588", auto_hybrid_euc_thresh=1.0) == 0
-    assert r.build(dataset="dataset.txt", auto_hybrid=True) == -1
-    assert "auto_hybrid_euc_thresh is not implemented yet" in _err(capsys)
+    # the Euclidean threshold alone (the cosine one set low) chooses the depthwise layer
+    assert r.config(target_platform="rk3588", auto_hybrid_cos_thresh=0.5, auto_hybrid_euc_thresh=10.0) == 0
+    assert r.build(dataset="dataset.txt", auto_hybrid=True) == 0
+    assert "Euclidean threshold 10" in _err(capsys)
+    assert "dwconv" in r._build_info["auto_hybrid_layers"]
+    assert r.config(target_platform="rk3588", auto_hybrid_cos_thresh=0.5) == 0
+    assert r.build(dataset="dataset.txt", auto_hybrid=True) == 0
+    assert r._build_info["auto_hybrid_layers"] == []
 
 
 def test_two_step_hybrid_flow(project, model, inputs, capsys):
@@ -289,6 +324,10 @@ def test_two_step_hybrid_flow(project, model, inputs, capsys):
     assert r4.config(target_platform="rk3588", auto_hybrid_cos_thresh=0.99) == 0
     assert r4.hybrid_quantization_step1(dataset="dataset.txt", proposal=True, proposal_dataset_size=2) == 0
     assert "dwconv" in read_cfg(cfg)[0]
+    # and with the Euclidean threshold: 50 takes the first convolution (large values), not the depthwise one
+    assert r4.config(target_platform="rk3588", auto_hybrid_cos_thresh=0.5, auto_hybrid_euc_thresh=50.0) == 0
+    assert r4.hybrid_quantization_step1(dataset="dataset.txt", proposal=True, proposal_dataset_size=2) == 0
+    assert set(read_cfg(cfg)[0]) == {"conv1", "hswish1"}
 
 
 def test_custom_hybrid_puts_the_subgraph_in_float16(project, model, inputs, capsys):

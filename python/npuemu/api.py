@@ -232,7 +232,8 @@ class RKNN(RKNNLite):
         """Compiles the loaded model: w8a8 with ``do_quantization=True`` (calibrated on ``dataset``; a QDQ
         model, whose QuantizeLinear / DequantizeLinear pairs fix its quantization, needs none), else
         float16 (or float32 with ``config(float_dtype='float32')``). ``auto_hybrid=True`` moves the layers
-        whose cosine falls under ``config(auto_hybrid_cos_thresh=...)`` to float16 (see
+        whose cosine falls under ``config(auto_hybrid_cos_thresh=...)``, or whose Euclidean distance exceeds
+        ``config(auto_hybrid_euc_thresh=...)`` when it is set, to float16 (see
         :mod:`npuemu.compiler.hybrid`)."""
         from .compiler import compile_graph, has_fixed_quantization, prepare_graph
         from .compiler.hybrid import auto_hybrid as choose
@@ -251,8 +252,6 @@ class RKNN(RKNNLite):
         cfg = self._config
         if auto_hybrid and not do_quantization:
             raise NpuError("auto_hybrid=True mixes float16 into a w8a8 build: it needs do_quantization=True")
-        if auto_hybrid and cfg.auto_hybrid_euc_thresh is not None:
-            raise NotImplementedError(f"auto_hybrid_euc_thresh {_NOT_YET}; auto_hybrid uses auto_hybrid_cos_thresh")
         if not do_quantization:
             cfg.check_float_build()
         mode = "w8a8" if do_quantization else cfg.float_dtype
@@ -274,7 +273,8 @@ class RKNN(RKNNLite):
         else:
             ranges, kept = self._calibrate(gp, dataset, keep=_AUTO_HYBRID_SAMPLES if auto_hybrid else 0)
             if auto_hybrid:
-                prog, chosen, _ = choose(gp, opts, ranges, kept, cfg.auto_hybrid_cos_thresh, log=log)
+                prog, chosen, _ = choose(gp, opts, ranges, kept, cfg.auto_hybrid_cos_thresh, log=log,
+                                         euc_thresh=cfg.auto_hybrid_euc_thresh)
                 extra["auto_hybrid_layers"] = sorted(chosen)
             else:
                 prog = lower(gp, opts, ranges, log)
@@ -312,7 +312,8 @@ class RKNN(RKNNLite):
         if proposal:
             # auto_hybrid starts from the custom_hybrid layers and adds what the threshold still needs
             _, chosen, _ = choose(gp, self._lower_options("w8a8", chosen), ranges, kept,
-                                  self._config.auto_hybrid_cos_thresh, log=lambda m: self._log.info(m, always=True))
+                                  self._config.auto_hybrid_cos_thresh, log=lambda m: self._log.info(m, always=True),
+                                  euc_thresh=self._config.auto_hybrid_euc_thresh)
         stem = self._model_stem()
         tensors = [o for n in gp.nodes for o in n.outputs if o and not gp.is_const(o)]
         data = {

@@ -4,7 +4,10 @@
   (proposal=True)``): every layer whose own error (accuracy analysis, *single* cosine) is under the
   threshold moves to float16 together with the producers of its inputs (a layer's error comes mostly from
   the int8 quantization of what it reads, which the producer writes); then, while an output of the model
-  is still under the threshold on the sample, the next-worst layers follow (2, 4, 8, ... per round).
+  is still under the threshold on the samples, the next-worst layers follow (2, 4, 8, ... per round).
+  With a Euclidean threshold as well (``config(auto_hybrid_euc_thresh=...)``), a layer or an output also
+  fails when its Euclidean distance to the float result (*single* for layers; in the units of the tensor)
+  is above it: either test failing is enough.
 - :func:`write_cfg` / :func:`read_cfg`: the ``<model>.quantization.cfg`` file of the two-step flow, in
   rknn-toolkit2's layout (YAML: ``custom_quantize_layers`` and ``quantize_parameters``). npuemu writes and
   reads the subset of YAML it needs (block mappings, quoted or plain keys, flow lists of numbers), so it
@@ -35,17 +38,19 @@ class CfgError(ValueError):
 # --- automatic choice -----------------------------------------------------------------------------------
 
 
-def _output_cosine(graph: Graph, prog: Program, samples: list, golds: list) -> float:
-    """The worst cosine of any output on any sample against the golden outputs."""
-    from ..analysis import cosine
+def _output_errors(graph: Graph, prog: Program, samples: list, golds: list) -> "tuple[float, float]":
+    """The worst cosine and the worst Euclidean distance of any output on any sample against the golden
+    outputs."""
+    from ..analysis import cosine, euclidean
     from ..runtime.executor import Runtime
 
     rt = Runtime(prog, core_mask=1)
-    worst = 1.0
+    cos, euc = 1.0, 0.0
     for (raw, _), gold in zip(samples, golds):
         got = rt.run(list(raw))
-        worst = min([worst] + [cosine(a, gold[i]) for i, a in enumerate(got)])
-    return worst
+        cos = min([cos] + [cosine(a, gold[i]) for i, a in enumerate(got)])
+        euc = max([euc] + [euclidean(a, gold[i]) for i, a in enumerate(got)])
+    return cos, euc
 
 
 def auto_hybrid(
@@ -56,11 +61,13 @@ def auto_hybrid(
     thresh: float = 0.98,
     max_rounds: int = 7,
     log: "Callable[[str], None] | None" = None,
+    euc_thresh: "float | None" = None,
 ) -> "tuple[Program, dict[str, str], list]":
     """Chooses float16 layers for a w8a8 build of the prepared ``graph`` (see the module docstring).
     ``samples``: (program inputs, graph feeds after mean / std) pairs; the layer errors come from the first,
-    the output check from all. Returns the program, the chosen ``{node name: 'float16'}`` and the accuracy
-    rows of the all-int8 build."""
+    the output check from all. ``thresh``: the cosine threshold; ``euc_thresh``: the Euclidean one, or None.
+    Returns the program, the chosen ``{node name: 'float16'}`` and the accuracy rows of the all-int8
+    build."""
     from ..analysis import layer_errors
     from ..reference import run_graph
 
@@ -87,17 +94,22 @@ def auto_hybrid(
             if p is not None and not graph.is_const(x) and graph.values[x].dtype.kind == "f":
                 chosen[p.name] = "float16"
 
+    def fails(cos: float, euc: float) -> bool:
+        return cos < thresh or (euc_thresh is not None and euc > euc_thresh)
+
     for r in cand:
-        if r.single_cos < thresh:
+        if fails(r.single_cos, r.single_euc):
             take(r.node)
+    limits = f"threshold {thresh}" + ("" if euc_thresh is None else f", Euclidean threshold {euc_thresh:g}")
     k = 2
     for rnd in range(max_rounds + 1):
         if chosen:
             prog = lower(graph, replace(base, layer_modes=dict(chosen)), ranges)
-        cos = _output_cosine(graph, prog, samples, golds)
-        say(f"auto_hybrid: {len(chosen)} layers in float16, worst output cosine {cos:.5f} on {len(samples)} "
-            f"sample(s) (threshold {thresh})")
-        if cos >= thresh or rnd == max_rounds:
+        cos, euc = _output_errors(graph, prog, samples, golds)
+        say(f"auto_hybrid: {len(chosen)} layers in float16, worst output cosine {cos:.5f}"
+            + ("" if euc_thresh is None else f", Euclidean distance {euc:.4g}")
+            + f" on {len(samples)} sample(s) ({limits})")
+        if not fails(cos, euc) or rnd == max_rounds:
             break
         rest = [r for r in cand if r.node not in chosen]
         if not rest:
