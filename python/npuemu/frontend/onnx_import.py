@@ -23,8 +23,9 @@ import os
 
 import numpy as np
 
-from ..errors import ModelError, ShapeError, UnsupportedOpError
+from ..errors import ExecutionError, ModelError, ShapeError, UnsupportedOpError
 from ..ir import Graph, Node, Value
+from ..reference.ops_nn import STATIC_CHECKS
 from ..reference.registry import MIN_OPSET, implementations, lookup, schema_version
 from . import legacy
 from .passes import eliminate_dead_nodes, fold_node, shape_dependent_inputs
@@ -365,6 +366,7 @@ def import_onnx(
         except ImportError as e:  # pragma: no cover - onnx < 1.16
             raise ModelError("the model has local functions and this onnx has no inliner") from e
     g = m.graph
+    _refuse_what_aborts_onnx(g)
 
     # Types and shapes of intermediate tensors are needed when the cut starts or ends inside the graph.
     cut_inside = inputs is not None or outputs is not None
@@ -569,6 +571,18 @@ def _check_op(node, name: str, opsets: "dict[str, int]") -> int:
 # canonical forms, constant folding and static shapes
 
 
+def _refuse_what_aborts_onnx(g) -> None:
+    """Refuses the malformed nodes on which onnx's own C++ shape inference (called by the importer)
+    reads past the end of a vector and aborts the whole process instead of raising: a Split with more
+    outputs than its num_outputs attribute (onnx <= 1.23, fixed upstream in onnx/onnx#8255)."""
+    for n in g.node:
+        if n.op_type == "Split" and n.domain in ("", "ai.onnx"):
+            for a in n.attribute:
+                if a.name == "num_outputs" and len(n.output) > a.i:
+                    raise ModelError(f"Split node {n.name!r} has {len(n.output)} outputs but num_outputs {a.i}; "
+                                     f"it may have at most num_outputs")
+
+
 def _resolve(graph: Graph, fold_constants: bool) -> Graph:
     """Rewrites legacy forms, folds constants and fills in every missing shape, in one topological
     sweep."""
@@ -576,6 +590,7 @@ def _resolve(graph: Graph, fold_constants: bool) -> Graph:
     for node in graph.nodes:
         since = node.attrs.pop("_since", None)
         for n in legacy.canonicalize(graph, node, since):
+            _static_check(graph, n)
             if _all_static(graph, n) and not _needs_fold(graph, n, fold_constants):
                 out_nodes.append(n)
                 continue
@@ -590,6 +605,22 @@ def _resolve(graph: Graph, fold_constants: bool) -> Graph:
             if any(name in n.outputs for n in graph.nodes) or name in graph.inputs:
                 raise ShapeError(f"value {name!r} has no static shape")
     return graph
+
+
+def _static_check(graph: Graph, node: Node) -> None:
+    """The attribute checks that need only input shapes (window sizes, strides, groups...), run also where
+    onnx's shape inference already gave the output shapes, so that a malformed node is refused here by
+    name rather than later by the compiler or the runtime."""
+    check = STATIC_CHECKS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+    if check is None:
+        return
+    shapes = [graph.values[i].shape if i else None for i in node.inputs]
+    if any(s is None for s in shapes[:2]):
+        return  # the run that infers the shapes checks it
+    try:
+        check(node, shapes)
+    except ValueError as e:
+        raise ExecutionError(node.op_type, node.name, str(e)) from e
 
 
 def _all_static(graph: Graph, node: Node) -> bool:

@@ -23,6 +23,21 @@ def _f32(x):
     return np.asarray(x, dtype=np.float32)
 
 
+def check_window(op: str, n_sp: int, **attrs) -> None:
+    """Refuses window attributes (kernel_shape, strides, dilations: one value >= 1 per spatial axis;
+    output_padding: one value >= 0 per axis) that ONNX does not allow, naming the attribute, before any
+    work is sized by them."""
+    for name, v in attrs.items():
+        if v is None:
+            continue
+        v = [int(x) for x in v]
+        if len(v) != n_sp:
+            raise ValueError(f"{op}: {name} {v} has {len(v)} values; the input has {n_sp} spatial axes")
+        least = 0 if name == "output_padding" else 1
+        if any(x < least for x in v):
+            raise ValueError(f"{op}: {name} {v} must be >= {least} on every axis")
+
+
 def conv_pads(in_sp, k, s, d, pads, auto_pad) -> "list[tuple[int, int]]":
     """(begin, end) padding per spatial axis for Conv / pooling (auto_pad resolved)."""
     n = len(in_sp)
@@ -38,9 +53,11 @@ def conv_pads(in_sp, k, s, d, pads, auto_pad) -> "list[tuple[int, int]]":
         return [(0, 0)] * n
     if auto_pad not in ("NOTSET", "", None):
         raise ValueError(f"auto_pad {auto_pad!r} is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
-    pads = list(pads)
+    pads = [int(v) for v in pads]
     if len(pads) != 2 * n:
         raise ValueError(f"pads {pads} must have {2 * n} values")
+    if any(v < 0 for v in pads):
+        raise ValueError(f"pads {pads} must be >= 0")
     return [(pads[i], pads[i + n]) for i in range(n)]
 
 
@@ -63,6 +80,27 @@ def _tap_slices(k_idx, s, d, out):
     return tuple(slice(ki * di, ki * di + si * (oi - 1) + 1, si) for ki, si, di, oi in zip(k_idx, s, d, out))
 
 
+def conv_geometry(x_shape, w_shape, strides, pads, dilations, group, auto_pad, kernel_shape=None):
+    """(pads as (begin, end) per axis, output spatial shape) of an ONNX Conv; raises ValueError naming the
+    attribute for any that ONNX does not allow or that does not agree with the input and weight shapes."""
+    n_sp = len(x_shape) - 2
+    k = list(w_shape[2:])
+    if kernel_shape is not None and tuple(kernel_shape) != tuple(k):
+        raise ValueError(f"Conv kernel_shape {list(kernel_shape)} does not match the weight {tuple(w_shape)}")
+    s = list(strides or [1] * n_sp)
+    d = list(dilations or [1] * n_sp)
+    check_window("Conv", n_sp, kernel_shape=k, strides=s, dilations=d)
+    C, M = x_shape[1], w_shape[0]
+    if group < 1 or C != w_shape[1] * group or M % group:
+        raise ValueError(f"Conv: input channels {C}, weight {tuple(w_shape)} and group {group} do not agree")
+    p = conv_pads(x_shape[2:], k, s, d, pads, auto_pad)
+    padded = [x_shape[2 + i] + p[i][0] + p[i][1] for i in range(n_sp)]
+    out = [(padded[i] - (k[i] - 1) * d[i] - 1) // s[i] + 1 for i in range(n_sp)]
+    if any(o <= 0 for o in out):
+        raise ValueError(f"Conv: kernel {tuple(k)} (dilation {d}) is larger than the padded input {tuple(padded)}")
+    return p, out
+
+
 def conv2d_nchw(x, w, b=None, strides=None, pads=None, dilations=None, group=1, auto_pad="NOTSET"):
     """ONNX Conv on float32 arrays of any spatial rank."""
     x, w = _f32(x), _f32(w)
@@ -72,13 +110,8 @@ def conv2d_nchw(x, w, b=None, strides=None, pads=None, dilations=None, group=1, 
     d = list(dilations or [1] * n_sp)
     N, C = x.shape[:2]
     M = w.shape[0]
-    if C != w.shape[1] * group or M % group:
-        raise ValueError(f"Conv: input channels {C}, weight {w.shape} and group {group} do not agree")
-    p = conv_pads(x.shape[2:], k, s, d, pads, auto_pad)
+    p, out = conv_geometry(x.shape, w.shape, s, pads, d, group, auto_pad)
     xp = _pad_spatial(x, p)
-    out = [(xp.shape[2 + i] - (k[i] - 1) * d[i] - 1) // s[i] + 1 for i in range(n_sp)]
-    if any(o <= 0 for o in out):
-        raise ValueError(f"Conv: kernel {tuple(k)} (dilation {d}) is larger than the padded input {xp.shape[2:]}")
     P = int(np.prod(out))
     cg, mg = C // group, M // group
     if cg == 1 and group > 1:
@@ -107,9 +140,7 @@ def conv2d_nchw(x, w, b=None, strides=None, pads=None, dilations=None, group=1, 
 def _conv(node, ins):
     x, w = ins[0], ins[1]
     b = ins[2] if len(ins) > 2 else None
-    ks = _a(node, "kernel_shape", None)
-    if ks is not None and tuple(ks) != tuple(w.shape[2:]):
-        raise ValueError(f"Conv kernel_shape {ks} does not match the weight {w.shape}")
+    _check_conv(node, [x.shape, w.shape])
     return [
         conv2d_nchw(
             x,
@@ -122,6 +153,12 @@ def _conv(node, ins):
             _a(node, "auto_pad", "NOTSET"),
         )
     ]
+
+
+def _check_conv(node, shapes) -> None:
+    conv_geometry(shapes[0], shapes[1], _a(node, "strides", None), _a(node, "pads", None),
+                  _a(node, "dilations", None), _a(node, "group", 1), _a(node, "auto_pad", "NOTSET"),
+                  _a(node, "kernel_shape", None))
 
 
 def conv_transpose_geometry(in_sp, k, s, d, out_pad, pads, auto_pad, output_shape):
@@ -145,6 +182,25 @@ def conv_transpose_geometry(in_sp, k, s, d, out_pad, pads, auto_pad, output_shap
     return p, [full[i] - p[i][0] - p[i][1] for i in range(n)]
 
 
+def _conv_transpose_check(x_shape, w_shape, s, d, out_pad, group) -> None:
+    check_window("ConvTranspose", len(x_shape) - 2, kernel_shape=w_shape[2:], strides=s, dilations=d,
+                 output_padding=out_pad)
+    C = x_shape[1]
+    if group < 1 or C != w_shape[0] or C % group:
+        raise ValueError(f"ConvTranspose: input channels {C}, weight {tuple(w_shape)} and group {group} do not agree")
+
+
+def _check_conv_transpose(node, shapes) -> None:
+    x_shape, w_shape = shapes[0], shapes[1]
+    n_sp = len(x_shape) - 2
+    ks = _a(node, "kernel_shape", None)
+    if ks is not None and tuple(ks) != tuple(w_shape[2:]):
+        raise ValueError(f"ConvTranspose kernel_shape {list(ks)} does not match the weight {tuple(w_shape)}")
+    _conv_transpose_check(x_shape, w_shape, list(_a(node, "strides", None) or [1] * n_sp),
+                          list(_a(node, "dilations", None) or [1] * n_sp),
+                          list(_a(node, "output_padding", None) or [0] * n_sp), _a(node, "group", 1))
+
+
 def conv_transpose_nchw(
     x,
     w,
@@ -164,8 +220,7 @@ def conv_transpose_nchw(
     d = list(dilations or [1] * n_sp)
     op = list(output_padding or [0] * n_sp)
     N, C = x.shape[:2]
-    if C != w.shape[0] or C % group:
-        raise ValueError(f"ConvTranspose: input channels {C}, weight {w.shape} and group {group} do not agree")
+    _conv_transpose_check(x.shape, w.shape, s, d, op, group)
     cg, mg = C // group, w.shape[1]
     M = mg * group
     in_sp = list(x.shape[2:])
@@ -266,15 +321,39 @@ def pool_geometry(in_sp, k, s, d, pads, auto_pad, ceil_mode):
     return p, out, extra
 
 
-def _pool(node, x, kind):
-    x = _f32(x) if x.dtype.kind == "f" else x
-    n_sp = x.ndim - 2
+def _check_pool(node, shapes):
+    """(kernel, strides, dilations, pads, output shape, extra ceil_mode padding) of a MaxPool /
+    AveragePool on an input of shapes[0]; raises ValueError naming a bad attribute."""
+    in_sp = list(shapes[0][2:])
+    n_sp = len(in_sp)
+    if "kernel_shape" not in node.attrs:
+        raise ValueError(f"{node.op_type}: the kernel_shape attribute is required")
     k = list(node.attrs["kernel_shape"])
     s = list(_a(node, "strides", None) or [1] * n_sp)
     d = list(_a(node, "dilations", None) or [1] * n_sp)
-    p, out, extra = pool_geometry(
-        x.shape[2:], k, s, d, _a(node, "pads", None), _a(node, "auto_pad", "NOTSET"), _a(node, "ceil_mode", 0)
-    )
+    check_window(node.op_type, n_sp, kernel_shape=k, strides=s, dilations=d)
+    p, out, extra = pool_geometry(in_sp, k, s, d, _a(node, "pads", None), _a(node, "auto_pad", "NOTSET"),
+                                  _a(node, "ceil_mode", 0))
+    if any(o <= 0 for o in out):
+        raise ValueError(f"{node.op_type}: kernel {k} (dilation {d}) is larger than the padded input {in_sp} "
+                         f"(pads {[list(v) for v in p]})")
+    return k, s, d, p, out, extra
+
+
+# Checks of a node's attributes against its input shapes that need no input values: the importer runs
+# them on every node of these types, also where onnx's shape inference already gave the output shapes.
+STATIC_CHECKS = {
+    "Conv": _check_conv,
+    "ConvTranspose": _check_conv_transpose,
+    "MaxPool": _check_pool,
+    "AveragePool": _check_pool,
+}
+
+
+def _pool(node, x, kind):
+    x = _f32(x) if x.dtype.kind == "f" else x
+    n_sp = x.ndim - 2
+    k, s, d, p, out, extra = _check_pool(node, [x.shape])
     full = [(b, e + x_) for (b, e), x_ in zip(p, extra)]
     taps = list(itertools.product(*[range(kk) for kk in k]))
     if kind == "max":

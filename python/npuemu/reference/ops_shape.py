@@ -115,16 +115,25 @@ def _concat(node, ins):
 
 
 def split_sizes(dim: int, split, n_out: int, num_outputs=None) -> "list[int]":
+    """The sizes of a Split's n_out outputs: the ``split`` input, else num_outputs chunks of
+    ceil(dim / num_outputs) (the last smaller; trailing chunks may be left without an output), else n_out
+    equal parts."""
     if split is not None:
         sizes = _ints(split)
-        if sum(sizes) != dim:
-            raise ValueError(f"Split sizes {sizes} do not add up to the axis size {dim}")
+        if any(v < 0 for v in sizes) or sum(sizes) != dim:
+            raise ValueError(f"Split sizes {sizes} must be >= 0 and add up to the axis size {dim}")
+        if len(sizes) != n_out:
+            raise ValueError(f"Split has {len(sizes)} sizes {sizes} for {n_out} outputs")
         return sizes
-    n = num_outputs or n_out
-    chunk = -(-dim // n)
-    if num_outputs is None and dim % n:
-        raise ValueError(f"Split: axis size {dim} is not divisible by {n} outputs")
-    return [min(chunk, max(dim - i * chunk, 0)) for i in range(n)]
+    if num_outputs is not None:
+        if not 1 <= n_out <= num_outputs:
+            raise ValueError(f"Split: {n_out} outputs for num_outputs {num_outputs}; it may have 1 to num_outputs")
+        chunk = -(-dim // num_outputs)
+    else:
+        if dim % n_out:
+            raise ValueError(f"Split: axis size {dim} is not divisible by {n_out} outputs")
+        chunk = dim // n_out
+    return [min(chunk, max(dim - i * chunk, 0)) for i in range(n_out)]
 
 
 @register("Split", (2, 18))
@@ -133,8 +142,8 @@ def _split(node, ins):
     axis = _axis(_a(node, "axis", 0), x.ndim)
     split = ins[1] if len(ins) > 1 else None
     sizes = split_sizes(x.shape[axis], split, len(node.outputs), _a(node, "num_outputs", None))
-    idx = np.cumsum(sizes)[:-1]
-    return list(np.split(x, idx, axis=axis))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return [np.take(x, np.arange(b, b + n), axis=axis) for b, n in zip(starts, sizes)]
 
 
 def slice_index(shape, starts, ends, axes=None, steps=None) -> tuple:
