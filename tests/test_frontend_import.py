@@ -529,3 +529,22 @@ def test_split_with_num_outputs_matches_onnxruntime(rng):
         outs = [f"o{i}" for i in range(k)]
         model = make_model([n("Split", ["x"], outs, axis=0, num_outputs=k)], {"x": ([dim, 2], F32)}, outs, opset=18)
         _vs_ort(model, import_onnx(model), rng)
+
+
+def test_fuzzed_models_never_end_the_process(tmp_path):
+    """A short seeded run of tools/fuzz_import.py (mutated onnx node test models through load_onnx,
+    build FP16 / w8a8 and inference, in child processes): every case is run or refused, none ends the
+    process. Longer runs: docs/frontend.md."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parent.parent / "tools" / "fuzz_import.py"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    p = subprocess.run([sys.executable, str(tool), "--seed", "3", "--cases", "400", "--keep", str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    assert "0 ended the process" in p.stdout
+    ran = re.search(r"(\d+) ran in FP16 and (\d+) in w8a8", p.stdout)
+    assert ran and int(ran.group(1)) > 100 and int(ran.group(2)) > 100, p.stdout  # the cases do reach inference
