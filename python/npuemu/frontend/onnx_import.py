@@ -25,8 +25,7 @@ import numpy as np
 
 from ..errors import ExecutionError, ModelError, ShapeError, UnsupportedOpError
 from ..ir import Graph, Node, Value
-from ..reference.ops_nn import STATIC_CHECKS
-from ..reference.registry import MIN_OPSET, implementations, lookup, schema_version
+from ..reference.registry import MIN_OPSET, implementations, lookup, lookup_static_check, schema_version
 from . import legacy
 from .passes import eliminate_dead_nodes, fold_node, shape_dependent_inputs
 
@@ -611,12 +610,12 @@ def _static_check(graph: Graph, node: Node) -> None:
     """The attribute checks that need only input shapes (window sizes, strides, groups...), run also where
     onnx's shape inference already gave the output shapes, so that a malformed node is refused here by
     name rather than later by the compiler or the runtime."""
-    check = STATIC_CHECKS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+    check = lookup_static_check(node.op_type, node.domain)
     if check is None:
         return
     shapes = [graph.values[i].shape if i else None for i in node.inputs]
     if any(s is None for s in shapes[:2]):
-        return  # the run that infers the shapes checks it
+        return  # the implementation, run to infer the shapes, checks it
     try:
         check(node, shapes)
     except ValueError as e:

@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .registry import register
+from .registry import register, static_check
 
 
 def _a(node, name, default):
@@ -155,6 +155,7 @@ def _conv(node, ins):
     ]
 
 
+@static_check("Conv")
 def _check_conv(node, shapes) -> None:
     conv_geometry(shapes[0], shapes[1], _a(node, "strides", None), _a(node, "pads", None),
                   _a(node, "dilations", None), _a(node, "group", 1), _a(node, "auto_pad", "NOTSET"),
@@ -190,6 +191,7 @@ def _conv_transpose_check(x_shape, w_shape, s, d, out_pad, group) -> None:
         raise ValueError(f"ConvTranspose: input channels {C}, weight {tuple(w_shape)} and group {group} do not agree")
 
 
+@static_check("ConvTranspose")
 def _check_conv_transpose(node, shapes) -> None:
     x_shape, w_shape = shapes[0], shapes[1]
     n_sp = len(x_shape) - 2
@@ -321,6 +323,7 @@ def pool_geometry(in_sp, k, s, d, pads, auto_pad, ceil_mode):
     return p, out, extra
 
 
+@static_check("MaxPool", "AveragePool")
 def _check_pool(node, shapes):
     """(kernel, strides, dilations, pads, output shape, extra ceil_mode padding) of a MaxPool /
     AveragePool on an input of shapes[0]; raises ValueError naming a bad attribute."""
@@ -338,16 +341,6 @@ def _check_pool(node, shapes):
         raise ValueError(f"{node.op_type}: kernel {k} (dilation {d}) is larger than the padded input {in_sp} "
                          f"(pads {[list(v) for v in p]})")
     return k, s, d, p, out, extra
-
-
-# Checks of a node's attributes against its input shapes that need no input values: the importer runs
-# them on every node of these types, also where onnx's shape inference already gave the output shapes.
-STATIC_CHECKS = {
-    "Conv": _check_conv,
-    "ConvTranspose": _check_conv_transpose,
-    "MaxPool": _check_pool,
-    "AveragePool": _check_pool,
-}
 
 
 def _pool(node, x, kind):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import register
+from .registry import register, static_check
 
 
 def _a(node, name, default):
@@ -114,10 +114,10 @@ def _concat(node, ins):
     return [np.concatenate(xs, axis=_axis(node.attrs["axis"], xs[0].ndim))]
 
 
-def split_sizes(dim: int, split, n_out: int, num_outputs=None) -> "list[int]":
-    """The sizes of a Split's n_out outputs: the ``split`` input, else num_outputs chunks of
-    ceil(dim / num_outputs) (the last smaller; trailing chunks may be left without an output), else n_out
-    equal parts."""
+def split_sizes(dim: int, split, n_out: int, chunked: bool = False) -> "list[int]":
+    """The sizes of a Split's n_out outputs: the ``split`` input, else n_out chunks of ceil(dim / n_out)
+    (the last smaller) when ``chunked`` (the num_outputs attribute, which must equal n_out: onnx and
+    onnxruntime read fewer outputs differently), else n_out equal parts."""
     if split is not None:
         sizes = _ints(split)
         if any(v < 0 for v in sizes) or sum(sizes) != dim:
@@ -125,10 +125,8 @@ def split_sizes(dim: int, split, n_out: int, num_outputs=None) -> "list[int]":
         if len(sizes) != n_out:
             raise ValueError(f"Split has {len(sizes)} sizes {sizes} for {n_out} outputs")
         return sizes
-    if num_outputs is not None:
-        if not 1 <= n_out <= num_outputs:
-            raise ValueError(f"Split: {n_out} outputs for num_outputs {num_outputs}; it may have 1 to num_outputs")
-        chunk = -(-dim // num_outputs)
+    if chunked:
+        chunk = -(-dim // n_out)
     else:
         if dim % n_out:
             raise ValueError(f"Split: axis size {dim} is not divisible by {n_out} outputs")
@@ -136,12 +134,20 @@ def split_sizes(dim: int, split, n_out: int, num_outputs=None) -> "list[int]":
     return [min(chunk, max(dim - i * chunk, 0)) for i in range(n_out)]
 
 
+@static_check("Split")
+def _check_split(node, shapes) -> None:
+    num_outputs = _a(node, "num_outputs", None)
+    if num_outputs is not None and num_outputs != len(node.outputs):
+        raise ValueError(f"Split: num_outputs {num_outputs} is not the node's {len(node.outputs)} outputs")
+
+
 @register("Split", (2, 18))
 def _split(node, ins):
     x = ins[0]
     axis = _axis(_a(node, "axis", 0), x.ndim)
     split = ins[1] if len(ins) > 1 else None
-    sizes = split_sizes(x.shape[axis], split, len(node.outputs), _a(node, "num_outputs", None))
+    _check_split(node, None)
+    sizes = split_sizes(x.shape[axis], split, len(node.outputs), _a(node, "num_outputs", None) is not None)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     return [np.take(x, np.arange(b, b + n), axis=axis) for b, n in zip(starts, sizes)]
 

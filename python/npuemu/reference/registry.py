@@ -51,6 +51,27 @@ def register_many(op_types, versions: "tuple[int, int]", make):
         register(op, versions)(make(op))
 
 
+# Checks of a node's attributes against its input shapes that need no input values, by op type: the
+# importer runs them on every such node, also where onnx's shape inference already gave the output shapes
+# (the implementation, which would check them too, then does not run at import).
+_STATIC_CHECKS: "dict[str, Callable]" = {}
+
+
+def static_check(*op_types: str):
+    """Decorator registering ``fn(node, input_shapes)`` (raises ValueError) for default-domain op types."""
+
+    def deco(fn):
+        for op in op_types:
+            _STATIC_CHECKS[op] = fn
+        return fn
+
+    return deco
+
+
+def lookup_static_check(op_type: str, domain: str = "") -> "Callable | None":
+    return _STATIC_CHECKS.get(op_type) if domain in ("", "ai.onnx") else None
+
+
 def lookup(op_type: str, domain: str = "") -> "OpImpl | None":
     return _REGISTRY.get(("" if domain == "ai.onnx" else domain, op_type))
 
