@@ -548,3 +548,15 @@ def test_fuzzed_models_never_end_the_process(tmp_path):
     assert "0 ended the process" in p.stdout
     ran = re.search(r"(\d+) ran in FP16 and (\d+) in w8a8", p.stdout)
     assert ran and int(ran.group(1)) > 100 and int(ran.group(2)) > 100, p.stdout  # the cases do reach inference
+
+
+def test_load_arguments_of_the_wrong_kind_are_named():
+    """inputs / outputs / input_size_list that are not lists of names / shapes: a TypeError naming the
+    argument (they used to surface as "'int' object is not iterable" or "unhashable type")."""
+    model = make_model([n("Relu", ["x"], ["y"])], {"x": ([1, 2], F32)}, ["y"])
+    for kw, what in [({"inputs": "x"}, "inputs"), ({"outputs": 3}, "outputs"), ({"inputs": [["x"]]}, "inputs"),
+                     ({"outputs": []}, "outputs"), ({"input_size_list": 0.5}, "input_size_list"),
+                     ({"input_size_list": [1, 2]}, "input_size_list")]:
+        with pytest.raises(TypeError, match=rf"^{what} must be None or a .*list of .*got {re.escape(repr(kw[what]))}$"):
+            import_onnx(model, **kw)
+    assert import_onnx(model, inputs=["x"], outputs=("y",), input_size_list=[[1, 2]]).outputs == ["y"]

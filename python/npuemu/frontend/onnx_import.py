@@ -355,6 +355,7 @@ def import_onnx(
     import onnx
     from onnx import shape_inference
 
+    _check_load_args(inputs, input_size_list, outputs)
     m = _load(model)
     opsets = _opsets(m)
     if len(m.functions):
@@ -568,6 +569,18 @@ def _check_op(node, name: str, opsets: "dict[str, int]") -> int:
 
 # ------------------------------------------------------------------------------------------------------
 # canonical forms, constant folding and static shapes
+
+
+def _check_load_args(inputs, input_size_list, outputs) -> None:
+    for what, names in (("inputs", inputs), ("outputs", outputs)):
+        if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(v, str) for v in names)
+                                  or not names):
+            raise TypeError(f"{what} must be None or a non-empty list of tensor names (str), got {names!r}")
+    if input_size_list is not None and (
+        not isinstance(input_size_list, (list, tuple)) or not all(isinstance(v, (list, tuple)) for v in input_size_list)
+    ):
+        raise TypeError(f"input_size_list must be None or a list of shapes (lists of ints), one per input, got "
+                        f"{input_size_list!r}")
 
 
 def _refuse_what_aborts_onnx(g) -> None:
