@@ -379,7 +379,7 @@ NPUEMU_TARGET_AVX512 void dw_u8(const DwArgs& a, void* accv) {
     const __m512i wv = _mm512_load_si512(w + t * 16);  // (w, 0) int16 pairs
     NPUEMU_UNROLL for (int p = 0; p < MR; ++p) {
       const __m512i xv = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xt + p * 16)));
-      acc[p] = _mm512_add_epi32(acc[p], _mm512_madd_epi16(xv, wv));  // x * w + 0 * 0, exact
+      acc[p] = _mm512_dpwssd_epi32(acc[p], xv, wv);  // acc + x * w + 0 * 0 (VNNI), exact
     }
   }
   NPUEMU_UNROLL for (int p = 0; p < MR; ++p) _mm512_store_si512(static_cast<int32_t*>(accv) + p * 16, acc[p]);
