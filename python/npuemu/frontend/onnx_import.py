@@ -573,9 +573,11 @@ def _check_op(node, name: str, opsets: "dict[str, int]") -> int:
 
 def _check_load_args(inputs, input_size_list, outputs) -> None:
     for what, names in (("inputs", inputs), ("outputs", outputs)):
+        empty_ok = what == "inputs"  # a model may have no inputs (a graph of constants); none without outputs
         if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(v, str) for v in names)
-                                  or not names):
-            raise TypeError(f"{what} must be None or a non-empty list of tensor names (str), got {names!r}")
+                                  or not (names or empty_ok)):
+            raise TypeError(f"{what} must be None or a {'' if empty_ok else 'non-empty '}list of tensor names (str), "
+                            f"got {names!r}")
     if input_size_list is not None and (
         not isinstance(input_size_list, (list, tuple)) or not all(isinstance(v, (list, tuple)) for v in input_size_list)
     ):
