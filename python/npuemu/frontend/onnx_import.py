@@ -594,7 +594,7 @@ def _refuse_what_aborts_onnx(g) -> None:
             for a in n.attribute:
                 if a.name == "num_outputs" and len(n.output) > a.i:
                     raise ModelError(f"Split node {n.name!r} has {len(n.output)} outputs but num_outputs {a.i}; "
-                                     f"it may have at most num_outputs")
+                                     f"the two must be equal")
 
 
 def _resolve(graph: Graph, fold_constants: bool) -> Graph:

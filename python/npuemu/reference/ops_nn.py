@@ -101,8 +101,9 @@ def conv_geometry(x_shape, w_shape, strides, pads, dilations, group, auto_pad, k
     return p, out
 
 
-def conv2d_nchw(x, w, b=None, strides=None, pads=None, dilations=None, group=1, auto_pad="NOTSET"):
-    """ONNX Conv on float32 arrays of any spatial rank."""
+def conv2d_nchw(x, w, b=None, strides=None, pads=None, dilations=None, group=1, auto_pad="NOTSET",
+                kernel_shape=None):
+    """ONNX Conv on float32 arrays of any spatial rank (``kernel_shape``, when given, must be the weight's)."""
     x, w = _f32(x), _f32(w)
     n_sp = x.ndim - 2
     k = w.shape[2:]
@@ -110,7 +111,7 @@ def conv2d_nchw(x, w, b=None, strides=None, pads=None, dilations=None, group=1, 
     d = list(dilations or [1] * n_sp)
     N, C = x.shape[:2]
     M = w.shape[0]
-    p, out = conv_geometry(x.shape, w.shape, s, pads, d, group, auto_pad)
+    p, out = conv_geometry(x.shape, w.shape, s, pads, d, group, auto_pad, kernel_shape)
     xp = _pad_spatial(x, p)
     P = int(np.prod(out))
     cg, mg = C // group, M // group
@@ -140,7 +141,6 @@ def conv2d_nchw(x, w, b=None, strides=None, pads=None, dilations=None, group=1, 
 def _conv(node, ins):
     x, w = ins[0], ins[1]
     b = ins[2] if len(ins) > 2 else None
-    _check_conv(node, [x.shape, w.shape])
     return [
         conv2d_nchw(
             x,
@@ -151,6 +151,7 @@ def _conv(node, ins):
             _a(node, "dilations", None),
             _a(node, "group", 1),
             _a(node, "auto_pad", "NOTSET"),
+            _a(node, "kernel_shape", None),
         )
     ]
 
