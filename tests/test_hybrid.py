@@ -88,6 +88,69 @@ def test_float16_layers_fix_the_int8_loss(model, inputs, compiled):
     assert both.meta["layer_modes"] == {"dwconv": "float16", "h1": "float16"}
 
 
+def test_conversions_between_int_and_float16_layers_are_the_numpy_path_bit_for_bit(model, inputs, compiled):
+    """The casts int8 / int16 -> float16 and the quantizations float16 -> int8 / int16 at the borders of the
+    float16 layers run as lookups through tables of the numpy path's own results: every step's output, from
+    its input as the run left it, equals that numpy path (``dequantize_f32`` / ``quantize_f32``) bit for bit."""
+    from npuemu.runtime.program import dequantize_f32, quantize_f32
+
+    g, ranges = compiled
+    # h1 in float16 alone: conv1's int16 output is cast to float16, h1 quantized to int8 for the int8 dwconv;
+    # dwconv and pwconv in float16 as well: c1 -> float16 casts, c3 (read by the fused relu of an int8 step)
+    modes = [{"h1": "float16"}, {"dwconv": "float16", "h1": "float16"}, {"dwconv": "float16"},
+             {"pwconv": "float16"}]
+    seen = set()
+    for lm in modes:
+        prog = lower(g, LowerOptions(mode="w8a8", layer_modes=lm), ranges)
+        rt = Runtime(prog, core_mask=1, keep_all=True)
+        for x in inputs[:2]:
+            rt.run([x])
+            for s in prog.steps:
+                if s.kind not in ("cast", "quantize"):
+                    continue
+                xs, ys = prog.tensors[s.inputs[0]], prog.tensors[s.outputs[0]]
+                a, y = rt.tensor(s.inputs[0]), rt.tensor(s.outputs[0])
+                if s.kind == "cast" and xs.quantized:
+                    want = dequantize_f32(a, xs.scale, xs.zero_point, out=np.empty(y.shape, y.dtype))
+                elif s.kind == "quantize" and a.dtype == np.float16:
+                    want = quantize_f32(a.astype(np.float32), ys.scale, ys.zero_point, dtype=y.dtype)
+                else:
+                    continue
+                seen.add(f"{s.kind}:{xs.dtype}->{ys.dtype}")
+                assert want.dtype == y.dtype and np.array_equal(want.view(np.uint8), y.view(np.uint8)), s.name
+    assert {"cast:int16->float16", "cast:int8->float16", "quantize:float16->int8"} <= seen, seen
+
+
+@pytest.mark.parametrize("src,dst", [("int8", "float16"), ("int16", "float16"), ("float16", "int8"),
+                                     ("float16", "int16")])
+@pytest.mark.parametrize("scale,zp", [(0.0173, -5), (3.1e-5, 77), (250.0, 0)])
+def test_conversion_tables_cover_every_value(src, dst, scale, zp):
+    """Every stored value (float16: NaN, infinities, subnormals and -0 included) through the runtime's
+    conversion table equals the numpy path, for scales from tiny (int16 -> float16 subnormals) to large
+    (float16 overflow to inf, saturation)."""
+    from npuemu import _core
+    from npuemu.runtime.executor import _table
+    from npuemu.runtime.program import codes, dequantize_f32, quantize_f32
+
+    if dst == "float16":
+        x = codes(src)
+        zp = int(np.clip(zp, np.iinfo(src).min, np.iinfo(src).max))
+        f = lambda v: dequantize_f32(v, scale, zp, out=np.empty(v.shape, np.float16))  # noqa: E731
+    else:
+        x = codes(src)
+        zp = int(np.clip(zp, np.iinfo(dst).min, np.iinfo(dst).max))
+        f = lambda v: quantize_f32(v.astype(np.float32), scale, zp, dtype=np.dtype(dst))  # noqa: E731
+    rng = np.random.default_rng(0)
+    x = np.concatenate([x, rng.permutation(x)])  # every value, then every value in a random order
+    y = np.empty(x.shape, dst)
+    with np.errstate(all="ignore"):
+        _core.lookup_table(_table(src, f), x, y)
+        want = f(x)
+    assert np.array_equal(want.view(np.uint8), y.view(np.uint8))
+    if dst == "float16" and scale == 250.0 and src == "int16":
+        assert np.isinf(y).any()  # the overflow case is exercised
+
+
 def test_every_layer_float16_matches_a_float16_build(model, inputs, compiled):
     g, ranges = compiled
     every = {n.name: "float16" for n in g.nodes}

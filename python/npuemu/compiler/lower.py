@@ -29,6 +29,7 @@ from ..errors import ModelError, UnsupportedOpError
 from ..ir import Graph, Node
 from ..reference import lookup, run_node
 from ..runtime.program import Program, Step, TensorSpec
+from ..runtime.program import codes as table_index
 from ..runtime.program import dequantize_f32, quantize_f32
 from .qdq import QuantParams, bias_int32, has_fixed_quantization, weight_int8
 from .quantize import Ranges, activation_qparams
@@ -468,7 +469,7 @@ class _Lowerer:
             else:
                 src = self.need(root, "q")
         xs, xz = self.tensors[src].scale, self.tensors[src].zero_point
-        codes = _codes(self.tensors[src].dtype)  # table index = the stored value's bit pattern
+        codes = table_index(self.tensors[src].dtype)  # table index = the stored value's bit pattern
         if fp16:
             env = {root: codes.astype(np.float32)}
         else:
@@ -832,9 +833,7 @@ class _Lowerer:
 
     def requant(self, t: str, ys: float, yz: int, why: str) -> str:
         spec = self.tensors[t]
-        codes = _codes(spec.dtype)
-        from ..runtime.program import dequantize_f32, quantize_f32
-
+        codes = table_index(spec.dtype)
         table = quantize_f32(dequantize_f32(codes, spec.scale, spec.zero_point), ys, yz)
         name = self.new_tensor(f"{t}#r{len(self.steps)}", spec.shape, "int8", (ys, yz))
         tab = self.const(name + "#lut", table)
@@ -992,17 +991,6 @@ def wide_qparams(lo: float, hi: float) -> "tuple[float, int]":
     scale = float(scale)
     zp = int(np.clip(np.round(-32768.0 - lo / scale), -32768, 32767))
     return scale, zp
-
-
-def _codes(dtype: str) -> np.ndarray:
-    """Every value of an int8 / int16 tensor, ordered by its bit pattern (the lookup index)."""
-    if dtype == "int8":
-        return np.arange(256, dtype=np.uint8).view(np.int8)
-    if dtype == "int16":
-        return np.arange(65536, dtype=np.uint16).view(np.int16)
-    if dtype == "float16":
-        return np.arange(65536, dtype=np.uint16).view(np.float16)
-    raise ModelError(f"internal: no table index for {dtype}")
 
 
 def lower(

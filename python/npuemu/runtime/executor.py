@@ -23,7 +23,7 @@ from .. import _args as A
 from .. import _core
 from ..errors import ModelError, NpuError
 from . import host
-from .program import Program, Step, dequantize_f32, quantize_f32
+from .program import Program, Step, codes, dequantize_f32, quantize_f32
 
 __all__ = ["Runtime"]
 
@@ -94,6 +94,23 @@ class _Plan:
                 if r in arena_of:
                     free.append(arena_of.pop(r))
         return views, total
+
+
+lookup = _core.lookup_table  # y[i] = table[bit pattern of x[i]] (x, y and table of 1 or 2 bytes)
+
+
+def _tabulable(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether an element-wise conversion x -> y can run as ``lookup``: 1- or 2-byte elements, C-contiguous."""
+    return x.itemsize in (1, 2) and y.itemsize in (1, 2) and x.flags.c_contiguous and y.flags.c_contiguous
+
+
+def _table(dtype, f: "Callable[[np.ndarray], np.ndarray]") -> np.ndarray:
+    """``f`` (an element-wise function, applied as the steps' numpy path applies it) on every value of
+    ``dtype``, in bit-pattern order: a lookup through it gives f's results bit for bit, in one pass of the
+    core instead of numpy's float16 arithmetic (the conversions between the int8 / int16 and float16 layers
+    of a hybrid build)."""
+    with np.errstate(all="ignore"):  # NaN and infinity codes: as a run computes them (see Runtime.run)
+        return np.ascontiguousarray(f(codes(dtype)))
 
 
 class Runtime:
@@ -214,7 +231,6 @@ class Runtime:
             y = self._arr(s.outputs[0])
             if table.size != (256 if x.itemsize == 1 else 65536):
                 raise ModelError(f"lut {s.name!r}: a table of {table.size} entries for {x.dtype} input")
-            lookup = _core.lookup_table  # y[i] = table[bit pattern of x[i]]
             return lambda: lookup(table, x, y)
         if k == "concat":
             xs = [self._arr(t) for t in s.inputs]
@@ -231,11 +247,19 @@ class Runtime:
             spec = P.tensors[s.outputs[0]]
             if x.dtype == _F32:
                 return functools.partial(host.storer(spec, y), x)
+            if x.dtype == np.float16 and _tabulable(x, y):  # float16 -> int8 / int16 (hybrid builds)
+                table = _table(x.dtype, lambda v: quantize_f32(v.astype(np.float32), spec.scale, spec.zero_point,
+                                                               dtype=y.dtype))
+                return lambda: lookup(table, x, y)
             return lambda: quantize_f32(x.astype(np.float32, copy=False), spec.scale, spec.zero_point, out=y)
         if k == "cast":
             x = self._arr(s.inputs[0])
             y = self._arr(s.outputs[0])
             xs = P.tensors[s.inputs[0]]
+            if xs.quantized and _tabulable(x, y):  # int8 / int16 -> float16 (hybrid builds)
+                table = _table(x.dtype, lambda v: dequantize_f32(v, xs.scale, xs.zero_point,
+                                                                 out=np.empty(v.shape, y.dtype)))
+                return lambda: lookup(table, x, y)
             if xs.quantized:
                 return lambda: dequantize_f32(x, xs.scale, xs.zero_point, out=y)
             ys = P.tensors[s.outputs[0]]

@@ -22,7 +22,8 @@ move       a data-movement op (Reshape, Transpose, Slice, Split, Resize nearest,
 eval       any op by the float32 golden implementation: inputs dequantized / widened to float32, outputs
            converted to their tensor's dtype (quantized with round half to even and saturation, or rounded to
            float16). CPU fallback ops, and the NPU's float16 element-wise functions.
-quantize   float32 -> int8, cast: float32 <-> float16, output: any -> float32 for the user
+quantize   float32 / float16 -> int8 / int16; cast: int8 / int16 / float32 -> float16 or float32 (dequantized,
+           widened or rounded); output: any -> float32 for the user
 ========== ===================================================================================================
 """
 
@@ -36,7 +37,7 @@ import numpy as np
 
 from ..errors import ModelError
 
-__all__ = ["TensorSpec", "Step", "Program", "quantize_f32", "dequantize_f32", "PROGRAM_VERSION"]
+__all__ = ["TensorSpec", "Step", "Program", "quantize_f32", "dequantize_f32", "codes", "PROGRAM_VERSION"]
 
 PROGRAM_VERSION = 1
 
@@ -249,6 +250,17 @@ def quantize_f32(
         return v.astype(dt)
     np.copyto(out, v, casting="unsafe")
     return out
+
+
+def codes(dtype) -> np.ndarray:
+    """Every value of a 1- or 2-byte dtype (int8, uint8, int16, float16), ordered by its bit pattern: the
+    index of a lookup table over that dtype (``table[i] = f(codes(dtype)[i])``)."""
+    dt = np.dtype(dtype)
+    if dt in (np.dtype(np.int8), np.dtype(np.uint8)):
+        return np.arange(256, dtype=np.uint8).view(dt)
+    if dt in (np.dtype(np.int16), np.dtype(np.float16)):
+        return np.arange(65536, dtype=np.uint16).view(dt)
+    raise ModelError(f"internal: no table index for {dt.name}")
 
 
 def dequantize_f32(q: np.ndarray, scale: float, zero_point: int, out: "np.ndarray | None" = None) -> np.ndarray:

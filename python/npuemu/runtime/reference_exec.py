@@ -539,8 +539,8 @@ class _Exec:
     def step_quantize(self, s: Step) -> None:
         spec = self.spec(s.outputs[0])
         x = self.val(s.inputs[0])
-        self.put(s.outputs[0], quantize_f32(x.astype(np.float32, copy=False), spec.scale, spec.zero_point)
-                 .reshape(spec.shape))
+        self.put(s.outputs[0], quantize_f32(x.astype(np.float32, copy=False), spec.scale, spec.zero_point,
+                                            dtype=np.dtype(spec.dtype)).reshape(spec.shape))
 
     def step_cast(self, s: Step) -> None:
         x = self.val(s.inputs[0])
