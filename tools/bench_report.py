@@ -109,6 +109,16 @@ def models(path: str) -> None:
         print(f"| {model} | {shape} | {ms(o['med'])} | {ms(i8['med'])} | {o['med'] / i8['med']:.2f}x "
               f"(min {o['min'] / i8['min']:.2f}x) | {ms(f16['med'])} | {f16['med'] / o['med']:.2f}x "
               f"(min {f16['min'] / o['min']:.2f}x) | {i8['npu_ops']} / {i8['cpu_ops']} |")
+    hyb = {m: v for m, v in rows.items() if "npuemu_hybrid" in v and "ort_fp32" in v}
+    if hyb:
+        print("\n| model | ORT fp32 ms | w8a8 + auto_hybrid ms | speed-up | float16 layers | INT8 ms | FP16 ms |")
+        print("|---|---|---|---|---|---|---|")
+        for model, v in hyb.items():
+            o, h = v["ort_fp32"], v["npuemu_hybrid"]
+            cell = lambda k: ms(v[k]["med"]) if k in v else "-"  # noqa: E731
+            print(f"| {model} | {ms(o['med'])} | {ms(h['med'])} | {o['med'] / h['med']:.2f}x "
+                  f"(min {o['min'] / h['min']:.2f}x) | {h['float16_layers']} of {h['layers']} | "
+                  f"{cell('npuemu_int8')} | {cell('npuemu_fp16')} |")
 
 
 if __name__ == "__main__":
