@@ -84,7 +84,7 @@ def test_model_latency(benchmark, model, variant):
     if variant == "npuemu_hybrid":
         if model not in HYBRID:
             pytest.skip(f"{model} passes in plain w8a8: no hybrid build")
-        calib = feeds_list + [{name: np.ascontiguousarray(f[name][..., ::-1])} for f in feeds_list]
+        calib = mz.calibration(feeds_list, name)
         ranges = calibrate(gp, calib, len(calib))
         prog, chosen, _ = auto_hybrid(gp, LowerOptions(mode="w8a8"), ranges, [([f[name]], f) for f in calib[:4]])
         benchmark.extra_info.update(float16_layers=len(chosen), layers=len(gp.nodes))

@@ -608,3 +608,9 @@ def cases(models: list[str] | None = None) -> list[Case]:
         out.append(_case("ddddocr_det", "captcha", "detection", pre_ddddocr_det, answer_ddddocr_det, captcha(),
                          len(CAPTCHA_CHARS)))
     return out
+
+
+def calibration(feeds_list: list[dict], name: str) -> list[dict]:
+    """The calibration set of the w8a8 accuracy tests and benches: the test inputs (``feeds_list``, each a
+    feeds dict) and their mirror images (input ``name`` flipped along its last axis)."""
+    return list(feeds_list) + [{name: np.ascontiguousarray(f[name][..., ::-1])} for f in feeds_list]

@@ -74,7 +74,7 @@ def _measure(mid: str, mode: str) -> "list[tuple[str, float, bool]]":
     if (mid, mode) in _results:
         return _results[(mid, mode)]
     gp, cases, name = _prepared(mid)
-    calib = _calibration(cases, name)
+    calib = mz.calibration([c.feeds for c in cases], name)
     if mode == "w8a8+auto_hybrid":
         ranges = calibrate(gp, calib, len(calib))
         # auto_hybrid checks its choice on the first 4 calibration samples, as RKNN.build does
@@ -92,10 +92,6 @@ def _measure(mid: str, mode: str) -> "list[tuple[str, float, bool]]":
                         mz.same_answer(c.task, c.answer(got), c.answer(ref))))
     _results[(mid, mode)] = results
     return results
-
-
-def _calibration(cases, name):
-    return [c.feeds for c in cases] + [{name: np.ascontiguousarray(c.feeds[name][..., ::-1])} for c in cases]
 
 
 def _bar(mid: str, mode: str) -> float:
@@ -142,7 +138,8 @@ def test_accuracy_against_an_independent_implementation_of_the_format(mid, mode)
     _, cases, name = _prepared(mid)
     shape = cases[0].feeds[name].shape
     if mode == "w8a8":
-        sess = fo.ort_static_int8(mz.model_path(mid), name, shape, _calibration(cases, name))
+        calib = mz.calibration([c.feeds for c in cases], name)
+        sess = fo.ort_static_int8(mz.model_path(mid), name, shape, calib)
     else:
         sess = fo.ort_float16_storage(mz.model_path(mid), name, shape)
     oracle = []

@@ -7,7 +7,9 @@ inference then runs the steps in order with ``out=`` buffers: the NPU steps allo
 steps run numpy and allocate their own temporaries; the outputs handed to the user are new arrays.
 The host conversions (the input step's mean / std and quantization, quantize and cast steps, the stores
 of CPU-fallback results) run in one pass of the core (``_core.normalize_store``), bit-identical to the
-numpy path of :mod:`~npuemu.runtime.host` that the reference executor keeps (tests/test_host_fast.py);
+numpy path of :mod:`~npuemu.runtime.host` that the reference executor keeps (tests/test_host_fast.py); the
+conversions between int8 / int16 and float16 (hybrid builds) as lookups through a table of that numpy path's
+results over every stored value (tests/test_hybrid.py);
 CPU-fallback ops run their golden implementation looked up once, inside one ``np.errstate`` per inference.
 """
 
